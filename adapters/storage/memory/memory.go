@@ -1,0 +1,275 @@
+// Package memory is an in-process store for tests and experiments
+// (DATABASE_URL=memory:). It keeps nothing across restarts. It passes the
+// same contract suite as the SQL stores, so tests that use it say something
+// about production.
+package memory
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/activityd/activityd/adapters/storage"
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+func init() {
+	storage.Register("memory", func(context.Context, string, storage.Options) (ports.Store, error) {
+		return New(), nil
+	})
+}
+
+// Store is the in-memory store. The zero value is not usable; call New.
+type Store struct {
+	mu      sync.RWMutex
+	events  map[domain.ID]*record
+	ordered []*record // insertion order, for scans
+	tokens  []domain.Token
+	closed  bool
+}
+
+type record struct {
+	e       domain.Event
+	history []domain.Transition
+}
+
+// New returns an empty store.
+func New() *Store { return &Store{events: map[domain.ID]*record{}} }
+
+var _ ports.Store = (*Store)(nil)
+
+// Migrate does nothing: there is no schema.
+func (s *Store) Migrate(context.Context) error { return nil }
+
+// Ping reports an error once the store is closed.
+func (s *Store) Ping(context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return domain.ErrUnavailable
+	}
+	return nil
+}
+
+// Close marks the store closed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func clone(e domain.Event) domain.Event {
+	e.Metadata = bytes.Clone(e.Metadata)
+	return e
+}
+
+// Create implements ports.Events.
+func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.Event{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, created := s.create(e, by)
+	return st, created, nil
+}
+
+func (s *Store) create(e domain.Event, by string) (domain.Event, bool) {
+	if r, ok := s.events[e.ID]; ok {
+		return clone(r.e), false
+	}
+	r := &record{e: clone(e), history: []domain.Transition{{To: domain.StatusPending, At: e.RecordedAt, By: by}}}
+	s.events[e.ID] = r
+	s.ordered = append(s.ordered, r)
+	return clone(e), true
+}
+
+// CreateMany implements ports.Events.
+func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([]ports.Created, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ports.Created, len(es))
+	for i, e := range es {
+		out[i].Event, out[i].Created = s.create(e, by)
+	}
+	return out, nil
+}
+
+// Get implements ports.Events.
+func (s *Store) Get(ctx context.Context, id domain.ID) (domain.Event, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.events[id]
+	if !ok {
+		return domain.Event{}, domain.ErrNotFound
+	}
+	return clone(r.e), nil
+}
+
+// History implements ports.Events.
+func (s *Store) History(ctx context.Context, id domain.ID) ([]domain.Transition, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.events[id]
+	if !ok {
+		return nil, domain.ErrNotFound
+	}
+	return slices.Clone(r.history), nil
+}
+
+// List implements ports.Events by scanning every event.
+func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.Page{}, err
+	}
+	s.mu.RLock()
+	var hits []domain.Event
+	for _, r := range s.ordered {
+		if matches(f, r.e) {
+			hits = append(hits, clone(r.e))
+		}
+	}
+	s.mu.RUnlock()
+
+	slices.SortFunc(hits, func(a, b domain.Event) int {
+		c := cmp.Or(f.TimeOf(a).Compare(f.TimeOf(b)), bytes.Compare(a.ID[:], b.ID[:]))
+		if f.Order == domain.Desc {
+			return -c
+		}
+		return c
+	})
+	if f.Offset > 0 {
+		hits = hits[min(f.Offset, len(hits)):]
+	}
+	limit := cmp.Or(f.Limit, domain.DefaultLimit)
+	var page domain.Page
+	if len(hits) > limit {
+		hits = hits[:limit]
+		page.Next = f.CursorAfter(hits[limit-1])
+	}
+	page.Events = hits
+	return page, nil
+}
+
+func matches(f domain.Filter, e domain.Event) bool {
+	if f.UserID != 0 && e.UserID != f.UserID {
+		return false
+	}
+	if len(f.Actions) > 0 && !slices.Contains(f.Actions, e.Action) {
+		return false
+	}
+	if f.Status != "" && e.Status != f.Status {
+		return false
+	}
+	t := f.TimeOf(e)
+	if !f.From.IsZero() && t.Before(f.From) {
+		return false
+	}
+	if !f.To.IsZero() && !t.Before(f.To) {
+		return false
+	}
+	if c := f.After; c != nil {
+		k := cmp.Or(t.Compare(c.Time), bytes.Compare(e.ID[:], c.ID[:]))
+		if f.Order == domain.Desc {
+			return k < 0
+		}
+		return k > 0
+	}
+	return true
+}
+
+// SetStatus implements ports.Events.
+func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Status, at time.Time, by string) (domain.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.Event{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.events[id]
+	if !ok {
+		return domain.Event{}, domain.ErrNotFound
+	}
+	if r.e.Status != from {
+		return domain.Event{}, domain.ErrStatusConflict
+	}
+	r.e.Status, r.e.UpdatedAt = to, at
+	r.history = append(r.history, domain.Transition{From: from, To: to, At: at, By: by})
+	return clone(r.e), nil
+}
+
+// CountWindow implements ports.Events.
+func (s *Store) CountWindow(ctx context.Context, start, end time.Time) ([]domain.UserCount, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	byUser := map[int64]*domain.UserCount{}
+	for _, r := range s.ordered {
+		t := r.e.RecordedAt
+		if t.Before(start) || !t.Before(end) {
+			continue
+		}
+		c := byUser[r.e.UserID]
+		if c == nil {
+			c = &domain.UserCount{UserID: r.e.UserID, ByAction: map[domain.Action]int64{}}
+			byUser[r.e.UserID] = c
+		}
+		c.Total++
+		c.ByAction[r.e.Action]++
+	}
+	out := make([]domain.UserCount, 0, len(byUser))
+	for _, c := range byUser {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b domain.UserCount) int { return cmp.Compare(a.UserID, b.UserID) })
+	return out, nil
+}
+
+// CreateToken implements ports.Tokens.
+func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Scopes = slices.Clone(t.Scopes)
+	s.tokens = append(s.tokens, t)
+	return nil
+}
+
+// TokenByHash implements ports.Tokens.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, t := range s.tokens {
+		if bytes.Equal(t.Hash, hash) {
+			return t, nil
+		}
+	}
+	return domain.Token{}, domain.ErrNotFound
+}
+
+// ListTokens implements ports.Tokens.
+func (s *Store) ListTokens(ctx context.Context) ([]domain.Token, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.tokens), nil
+}
+
+// RevokeToken implements ports.Tokens.
+func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.tokens {
+		if s.tokens[i].ID == id {
+			if s.tokens[i].RevokedAt.IsZero() {
+				s.tokens[i].RevokedAt = at
+			}
+			return nil
+		}
+	}
+	return domain.ErrNotFound
+}

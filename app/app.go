@@ -1,0 +1,243 @@
+// Package app holds activityd's use cases: record, query and transition
+// events, and manage API tokens. Use cases take ports, enforce the domain's
+// rules and the principal's rights, and return domain types and errors.
+// Every driving adapter (the /v1 API, the predecessors' surfaces, the CLI)
+// goes through here, so no rule is implemented twice.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+// Events is the event use cases.
+type Events struct {
+	store  ports.Events
+	clock  ports.Clock
+	limits domain.Limits
+}
+
+// NewEvents returns the event use cases over store.
+func NewEvents(store ports.Events, clock ports.Clock, limits domain.Limits) *Events {
+	return &Events{store: store, clock: clock, limits: limits}
+}
+
+// Limits returns the input limits in force.
+func (s *Events) Limits() domain.Limits { return s.limits }
+
+// Record validates in and stores it for p. The event's user is in.UserID,
+// or p's user when absent. A client id, or else an idempotency key, makes
+// the create idempotent: a retry with the same content returns the stored
+// event with created == false; other content is domain.ErrIDConflict.
+func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEvent, idempotencyKey string) (e domain.Event, created bool, err error) {
+	e, err = s.prepare(p, in, idempotencyKey)
+	if err != nil {
+		return domain.Event{}, false, err
+	}
+	stored, created, err := s.store.Create(ctx, e, p.Name)
+	if err != nil {
+		return domain.Event{}, false, fmt.Errorf("record event: %w", err)
+	}
+	if created {
+		return stored, true, nil
+	}
+	if !domain.SameContent(stored, e, in.OccurredAt != "") {
+		return domain.Event{}, false, fmt.Errorf("%w: %s", domain.ErrIDConflict, e.ID)
+	}
+	return stored, false, nil
+}
+
+// prepare checks the scope, validates in and checks ownership, in that
+// order: a credential that may not write learns nothing about validation.
+func (s *Events) prepare(p domain.Principal, in domain.NewEvent, idempotencyKey string) (domain.Event, error) {
+	if err := need(p, domain.ScopeWrite); err != nil {
+		return domain.Event{}, err
+	}
+	if in.UserID == 0 {
+		in.UserID = p.UserID
+		if in.UserID == 0 {
+			return domain.Event{}, domain.Invalid("user_id", "is required: this credential is bound to no user")
+		}
+	}
+	e, err := s.limits.Validate(in, s.clock.Now())
+	if err != nil {
+		return domain.Event{}, err
+	}
+	if err := p.Authorize(domain.ScopeWrite, e.UserID); err != nil {
+		return domain.Event{}, err
+	}
+	if in.ID == "" && idempotencyKey != "" {
+		if len(idempotencyKey) > 255 {
+			return domain.Event{}, domain.Invalid("Idempotency-Key", "must be at most 255 characters")
+		}
+		e.ID = domain.KeyID(e.UserID, idempotencyKey)
+	}
+	return e, nil
+}
+
+// MaxBatch is the most events one batch may hold.
+const MaxBatch = 1000
+
+// BatchItem is the outcome of one event of a batch: either Err, or the
+// Event with Created telling a new event from an idempotent retry.
+type BatchItem struct {
+	Event   domain.Event
+	Created bool
+	Err     error
+}
+
+// RecordBatch records each event on its own terms: every item succeeds or
+// fails alone, exactly as Record would have. The returned error is for the
+// batch as a whole (too large, storage unavailable) and then nothing is
+// stored.
+func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []domain.NewEvent) ([]BatchItem, error) {
+	if len(ins) == 0 {
+		return nil, domain.Invalid("events", "must hold at least one event")
+	}
+	if len(ins) > MaxBatch {
+		return nil, domain.Invalid("events", "must hold at most %d events (got %d)", MaxBatch, len(ins))
+	}
+	items := make([]BatchItem, len(ins))
+	valid := make([]domain.Event, 0, len(ins))
+	at := make([]int, 0, len(ins)) // valid[k] is item at[k]
+	for i, in := range ins {
+		e, err := s.prepare(p, in, "")
+		if err != nil {
+			var ve *domain.ValidationError
+			if errors.As(err, &ve) {
+				err = ve.Prefix(fmt.Sprintf("events[%d].", i))
+			}
+			items[i].Err = err
+			continue
+		}
+		valid = append(valid, e)
+		at = append(at, i)
+	}
+	if len(valid) == 0 {
+		return items, nil
+	}
+	results, err := s.store.CreateMany(ctx, valid, p.Name)
+	if err != nil {
+		return nil, fmt.Errorf("record batch: %w", err)
+	}
+	for k, r := range results {
+		i := at[k]
+		switch {
+		case r.Created:
+			items[i] = BatchItem{Event: r.Event, Created: true}
+		case domain.SameContent(r.Event, valid[k], ins[i].OccurredAt != ""):
+			items[i] = BatchItem{Event: r.Event}
+		default:
+			items[i].Err = fmt.Errorf("%w: %s", domain.ErrIDConflict, valid[k].ID)
+		}
+	}
+	return items, nil
+}
+
+// Get returns one event with its status history. An event of another user
+// is domain.ErrNotFound to a non-admin principal, so ids cannot be probed.
+func (s *Events) Get(ctx context.Context, p domain.Principal, id string) (domain.Event, []domain.Transition, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return domain.Event{}, nil, err
+	}
+	e, err := s.get(ctx, p, id)
+	if err != nil {
+		return domain.Event{}, nil, err
+	}
+	h, err := s.store.History(ctx, e.ID)
+	if err != nil {
+		return domain.Event{}, nil, fmt.Errorf("event history: %w", err)
+	}
+	return e, h, nil
+}
+
+// get loads an event p may see.
+func (s *Events) get(ctx context.Context, p domain.Principal, id string) (domain.Event, error) {
+	eid, err := domain.ParseID(id)
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("%w: event %q", domain.ErrNotFound, id)
+	}
+	e, err := s.store.Get(ctx, eid)
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("get event: %w", err)
+	}
+	if !p.IsAdmin() && e.UserID != p.UserID {
+		return domain.Event{}, fmt.Errorf("%w: event %s", domain.ErrNotFound, id)
+	}
+	return e, nil
+}
+
+// Filter validates q for p: a non-admin principal that names no user lists
+// its own events, and naming another user is domain.ErrForbidden.
+func (s *Events) Filter(p domain.Principal, q domain.Query) (domain.Filter, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return domain.Filter{}, err
+	}
+	f, err := s.limits.Filter(q)
+	if err != nil {
+		return domain.Filter{}, err
+	}
+	if f.UserID == 0 && !p.IsAdmin() {
+		f.UserID = p.UserID
+	}
+	if err := p.Authorize(domain.ScopeRead, f.UserID); err != nil {
+		return domain.Filter{}, err
+	}
+	return f, nil
+}
+
+// List returns one page of the events q selects, as p may see them.
+func (s *Events) List(ctx context.Context, p domain.Principal, q domain.Query) (domain.Page, error) {
+	f, err := s.Filter(p, q)
+	if err != nil {
+		return domain.Page{}, err
+	}
+	return s.ListFiltered(ctx, f)
+}
+
+// ListFiltered returns one page for a filter already validated and
+// authorised by Filter (the predecessors' surfaces build theirs this way).
+func (s *Events) ListFiltered(ctx context.Context, f domain.Filter) (domain.Page, error) {
+	page, err := s.store.List(ctx, f)
+	if err != nil {
+		return domain.Page{}, fmt.Errorf("list events: %w", err)
+	}
+	return page, nil
+}
+
+// Transition moves event id to status to on behalf of p. A move the
+// workflow forbids is a *domain.TransitionError; losing a race to a
+// concurrent transition is domain.ErrStatusConflict.
+func (s *Events) Transition(ctx context.Context, p domain.Principal, id, to string) (domain.Event, error) {
+	if err := need(p, domain.ScopeWrite); err != nil {
+		return domain.Event{}, err
+	}
+	target, err := domain.ParseStatus("status", to)
+	if err != nil {
+		return domain.Event{}, err
+	}
+	e, err := s.get(ctx, p, id)
+	if err != nil {
+		return domain.Event{}, err
+	}
+	if err := e.Status.CanMoveTo(target); err != nil {
+		return domain.Event{}, err
+	}
+	updated, err := s.store.SetStatus(ctx, e.ID, e.Status, target, domain.Normalize(s.clock.Now()), p.Name)
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("transition event %s: %w", e.ID, err)
+	}
+	return updated, nil
+}
+
+// need returns domain.ErrForbidden unless p carries scope s.
+func need(p domain.Principal, s domain.Scope) error {
+	if !p.Has(s) {
+		return fmt.Errorf("%w: the credential lacks scope %s", domain.ErrForbidden, s)
+	}
+	return nil
+}

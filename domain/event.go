@@ -1,0 +1,212 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Event is one recorded activity of one user.
+type Event struct {
+	ID         ID
+	UserID     int64
+	Action     Action
+	Status     Status
+	OccurredAt time.Time       // when the user did it (client-supplied, else RecordedAt)
+	RecordedAt time.Time       // when the service stored it (server clock)
+	UpdatedAt  time.Time       // last status change
+	Metadata   json.RawMessage // a compact JSON object, never nil
+}
+
+// Precision is the resolution every time is kept at: all stores agree on it
+// (PostgreSQL's timestamptz holds microseconds), so an event reads back as
+// the same instant whichever adapter stored it.
+const Precision = time.Microsecond
+
+// Normalize returns t in UTC at the stored Precision.
+func Normalize(t time.Time) time.Time { return t.UTC().Truncate(Precision) }
+
+// Limits bounds what a client may send. The zero value is not useful; use
+// DefaultLimits and override.
+type Limits struct {
+	Actions          Vocabulary
+	MaxClockSkew     time.Duration // how far in the future occurred_at may lie
+	MaxMetadataBytes int           // size of the metadata object as sent
+}
+
+// DefaultLimits are design.md's defaults: the predecessors' vocabulary, 5
+// minutes of clock skew and 16 KiB of metadata.
+func DefaultLimits() Limits {
+	return Limits{Actions: DefaultVocabulary(), MaxClockSkew: 5 * time.Minute, MaxMetadataBytes: 16 << 10}
+}
+
+// NewEvent is what a client asks to record, after decoding but before any
+// rule is checked. Zero values mean "not sent".
+type NewEvent struct {
+	ID         string          // optional client id (a UUID)
+	UserID     int64           // 0 when not sent
+	Action     string          // as sent, any case
+	OccurredAt string          // RFC 3339, optional
+	Metadata   json.RawMessage // optional JSON object
+}
+
+// Validate checks every rule and returns the event to store, stamped with
+// now as its recorded time and a fresh UUIDv7 unless the client sent an id.
+// userID must already be resolved (the principal's when absent). All
+// violations are reported together.
+func (l Limits) Validate(in NewEvent, now time.Time) (Event, error) {
+	now = Normalize(now)
+	ve := &ValidationError{}
+	e := Event{UserID: in.UserID, Status: StatusPending, RecordedAt: now, UpdatedAt: now}
+
+	if in.ID != "" {
+		id, err := ParseID(in.ID)
+		switch {
+		case err != nil:
+			ve.Add("id", "must be a UUID, e.g. 0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f70")
+		case id.IsZero():
+			ve.Add("id", "must not be the nil UUID")
+		default:
+			e.ID = id
+		}
+	}
+	if in.UserID <= 0 {
+		ve.Add("user_id", "must be a positive integer")
+	}
+	if a, err := l.Actions.ParseAction("action", in.Action); err != nil {
+		ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+	} else {
+		e.Action = a
+	}
+	e.OccurredAt = now
+	if in.OccurredAt != "" {
+		t, err := ParseTime(in.OccurredAt)
+		switch {
+		case err != nil:
+			ve.Add("occurred_at", "must be an RFC 3339 time, e.g. 2025-10-10T18:30:00Z")
+		case t.After(now.Add(l.MaxClockSkew)):
+			ve.Add("occurred_at", "must not be more than %s in the future", l.MaxClockSkew)
+		case t.Year() < 1:
+			ve.Add("occurred_at", "must be after year 0")
+		default:
+			e.OccurredAt = t
+		}
+	}
+	md, err := l.metadata(in.Metadata)
+	if err != nil {
+		ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+	}
+	e.Metadata = md
+	if err := ve.OrNil(); err != nil {
+		return Event{}, err
+	}
+	if e.ID.IsZero() {
+		e.ID = NewID(now)
+	}
+	return e, nil
+}
+
+// metadata checks the object rule and size limit and returns the compact,
+// key-sorted canonical form, so equal objects compare equal byte for byte.
+func (l Limits) metadata(raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return json.RawMessage("{}"), nil
+	}
+	if l.MaxMetadataBytes > 0 && len(raw) > l.MaxMetadataBytes {
+		return nil, Invalid("metadata", "must be at most %d bytes (got %d)", l.MaxMetadataBytes, len(raw))
+	}
+	canon, err := CanonicalObject(raw)
+	if err != nil {
+		return nil, Invalid("metadata", "%s", err.Error())
+	}
+	return canon, nil
+}
+
+type metadataError string
+
+func (e metadataError) Error() string { return string(e) }
+
+// CanonicalObject re-encodes a JSON object compactly with sorted keys.
+// It rejects anything but an object, and the NUL character anywhere in it
+// (no SQL store can hold it in a JSON column).
+func CanonicalObject(raw []byte) (json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, metadataError("must be valid JSON")
+	}
+	if d.More() {
+		return nil, metadataError("must be a single JSON object")
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, metadataError("must be a JSON object")
+	}
+	if hasNUL(v) {
+		return nil, metadataError("must not contain the NUL character (\\u0000)")
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, metadataError("must be valid JSON")
+	}
+	return out, nil
+}
+
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.IndexByte(x, 0) >= 0
+	case []any:
+		for _, e := range x {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.IndexByte(k, 0) >= 0 || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SameContent reports whether a retry describes the event already stored:
+// same user, action and metadata and, when the retry names one, the same
+// occurred_at. It decides between "return the stored event" and "conflict"
+// for idempotent creates.
+func SameContent(stored, retry Event, retrySentOccurredAt bool) bool {
+	if stored.UserID != retry.UserID || stored.Action != retry.Action {
+		return false
+	}
+	if retrySentOccurredAt && !stored.OccurredAt.Equal(retry.OccurredAt) {
+		return false
+	}
+	return sameJSON(stored.Metadata, retry.Metadata)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	ca, err1 := CanonicalObject(a)
+	cb, err2 := CanonicalObject(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+}
+
+// ParseTime parses an RFC 3339 time (fractional seconds allowed) and
+// returns it normalised to UTC at the stored Precision.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return Normalize(t), nil
+}
+
+// FormatTime renders t as RFC 3339 in UTC with a Z, keeping every
+// significant fractional digit.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,237 @@
+package domain
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// TimeField selects which of an event's times a filter and its order use.
+type TimeField string
+
+// The two times an event can be filtered and ordered on.
+const (
+	ByRecordedAt TimeField = "recorded_at"
+	ByOccurredAt TimeField = "occurred_at"
+)
+
+// Order of a listing.
+type Order string
+
+// Newest first (the default) or oldest first.
+const (
+	Desc Order = "desc"
+	Asc  Order = "asc"
+)
+
+// List limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Filter selects events. Zero fields do not filter. The time range is
+// half-open: From inclusive, To exclusive.
+type Filter struct {
+	UserID    int64 // 0: every user (admin only)
+	Actions   []Action
+	Status    Status
+	From, To  time.Time
+	TimeField TimeField
+	Order     Order
+	Limit     int
+	After     *Cursor // continue after this position
+	// Offset skips events before the first returned; only the predecessor
+	// surfaces page this way, and it cannot be combined with After.
+	Offset int
+}
+
+// TimeOf returns the time of e that f orders and filters on.
+func (f Filter) TimeOf(e Event) time.Time {
+	if f.TimeField == ByOccurredAt {
+		return e.OccurredAt
+	}
+	return e.RecordedAt
+}
+
+// Page is one page of a listing; Next is nil on the last page.
+type Page struct {
+	Events []Event
+	Next   *Cursor
+}
+
+// Cursor is a keyset position: the sort key of the last event of a page.
+// It also carries the order and time field it was made for, so it cannot be
+// replayed against another ordering.
+type Cursor struct {
+	Time      time.Time
+	ID        ID
+	TimeField TimeField
+	Order     Order
+}
+
+// CursorAfter returns the cursor positioned on e for filter f.
+func (f Filter) CursorAfter(e Event) *Cursor {
+	return &Cursor{Time: f.TimeOf(e), ID: e.ID, TimeField: f.TimeField, Order: f.Order}
+}
+
+const cursorVersion = 1
+
+// Encode renders the cursor as an opaque URL-safe string.
+func (c Cursor) Encode() string {
+	b := make([]byte, 0, 1+1+1+8+16)
+	b = append(b, cursorVersion)
+	b = append(b, boolByte(c.TimeField == ByOccurredAt), boolByte(c.Order == Asc))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Time.UnixMicro()))
+	b = append(b, c.ID[:]...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var errBadCursor = errors.New("bad cursor")
+
+// DecodeCursor parses a cursor made by Encode.
+func DecodeCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 27 || b[0] != cursorVersion || b[1] > 1 || b[2] > 1 {
+		return Cursor{}, errBadCursor
+	}
+	c := Cursor{TimeField: ByRecordedAt, Order: Desc}
+	if b[1] == 1 {
+		c.TimeField = ByOccurredAt
+	}
+	if b[2] == 1 {
+		c.Order = Asc
+	}
+	c.Time = time.UnixMicro(int64(binary.BigEndian.Uint64(b[3:11]))).UTC()
+	copy(c.ID[:], b[11:])
+	return c, nil
+}
+
+// Query is a listing request as a client states it, before validation.
+// Zero values mean "not sent".
+type Query struct {
+	UserID    int64
+	Actions   []string
+	Status    string
+	From, To  string // RFC 3339
+	TimeField string
+	Order     string
+	Limit     string
+	Cursor    string
+}
+
+// Filter validates q and returns the filter it describes, reporting every
+// bad parameter by name.
+func (l Limits) Filter(q Query) (Filter, error) {
+	ve := &ValidationError{}
+	f := Filter{UserID: q.UserID, TimeField: ByRecordedAt, Order: Desc, Limit: DefaultLimit}
+	if q.UserID < 0 {
+		ve.Add("user_id", "must be a positive integer")
+	}
+	seen := map[Action]bool{}
+	for _, s := range q.Actions {
+		// A filter may name actions that are well-formed but no longer in the
+		// vocabulary: old events keep their action.
+		a, err := AnyAction().ParseAction("action", s)
+		if err != nil {
+			ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+			continue
+		}
+		if !seen[a] {
+			seen[a] = true
+			f.Actions = append(f.Actions, a)
+		}
+	}
+	if q.Status != "" {
+		st, err := ParseStatus("status", q.Status)
+		if err != nil {
+			ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+		}
+		f.Status = st
+	}
+	if q.From != "" {
+		t, err := ParseTime(q.From)
+		if err != nil {
+			ve.Add("from", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
+		}
+		f.From = t
+	}
+	if q.To != "" {
+		t, err := ParseTime(q.To)
+		if err != nil {
+			ve.Add("to", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
+		}
+		f.To = t
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
+		ve.Add("from", "must not be after to")
+	}
+	switch TimeField(q.TimeField) {
+	case "", ByRecordedAt:
+	case ByOccurredAt:
+		f.TimeField = ByOccurredAt
+	default:
+		ve.Add("time_field", "must be recorded_at or occurred_at")
+	}
+	switch Order(q.Order) {
+	case "", Desc:
+	case Asc:
+		f.Order = Asc
+	default:
+		ve.Add("order", "must be desc or asc")
+	}
+	if q.Limit != "" {
+		n, ok := parseSmallInt(q.Limit)
+		if !ok || n < 1 || n > MaxLimit {
+			ve.Add("limit", "must be an integer from 1 to %d", MaxLimit)
+		}
+		f.Limit = n
+	}
+	if q.Cursor != "" {
+		c, err := DecodeCursor(q.Cursor)
+		switch {
+		case err != nil:
+			ve.Add("cursor", "is not a cursor this service issued")
+		case c.TimeField != f.TimeField || c.Order != f.Order:
+			ve.Add("cursor", "was issued for another order or time_field")
+		default:
+			f.After = &c
+		}
+	}
+	if err := ve.OrNil(); err != nil {
+		return Filter{}, err
+	}
+	return f, nil
+}
+
+// parseSmallInt parses a decimal integer of at most 9 digits, with an
+// optional sign.
+func parseSmallInt(s string) (int, bool) {
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
