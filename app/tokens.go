@@ -48,7 +48,11 @@ func (s *Tokens) Create(ctx context.Context, spec TokenSpec) (secret string, t d
 	_, _ = rand.Read(b[:]) // 256 bits; crypto/rand.Read never fails
 	secret = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	t, err = s.create(ctx, spec, secret)
-	return secret, t, err
+	if err != nil {
+		// Never hand out a secret for a token that was not stored.
+		return "", domain.Token{}, err
+	}
+	return secret, t, nil
 }
 
 func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (domain.Token, error) {
@@ -142,13 +146,20 @@ func (s *Tokens) Bootstrap(ctx context.Context, given string) (secret string, cr
 	spec := TokenSpec{Name: "bootstrap-admin", Scopes: []domain.Scope{domain.ScopeAdmin}}
 	if given == "" {
 		secret, _, err = s.Create(ctx, spec)
-		return secret, err == nil, err
+	} else {
+		if len(given) < MinSecretLen || strings.ContainsAny(given, " \t\r\n") {
+			return "", false, fmt.Errorf("BOOTSTRAP_ADMIN_TOKEN must be at least %d characters without spaces", MinSecretLen)
+		}
+		secret = given
+		_, err = s.create(ctx, spec, given)
 	}
-	if len(given) < MinSecretLen || strings.ContainsAny(given, " \t\r\n") {
-		return "", false, fmt.Errorf("BOOTSTRAP_ADMIN_TOKEN must be at least %d characters without spaces", MinSecretLen)
-	}
-	if _, err := s.create(ctx, spec, given); err != nil {
+	if err != nil {
+		// Several replicas starting at once may race to bootstrap; the one
+		// that lost sees a token now and has nothing left to do.
+		if ts, lerr := s.store.ListTokens(ctx); lerr == nil && len(ts) > 0 {
+			return "", false, nil
+		}
 		return "", false, err
 	}
-	return given, true, nil
+	return secret, true, nil
 }

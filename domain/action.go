@@ -27,7 +27,7 @@ func AnyAction() Vocabulary { return Vocabulary{} }
 func NewVocabulary(actions ...string) (Vocabulary, error) {
 	v := Vocabulary{set: make(map[Action]struct{}, len(actions))}
 	for _, a := range actions {
-		n := Action(strings.ToLower(strings.TrimSpace(a)))
+		n := Action(asciiLower(strings.TrimSpace(a)))
 		if !wellFormed(n) {
 			return Vocabulary{}, fmt.Errorf("action %q: must match ^[a-z][a-z0-9_.:-]{0,63}$", a)
 		}
@@ -67,7 +67,7 @@ func (v Vocabulary) Actions() []Action {
 // ParseAction normalises s to lower case and checks it is well-formed and in
 // the vocabulary. field names the input field in the error.
 func (v Vocabulary) ParseAction(field, s string) (Action, error) {
-	a := Action(strings.ToLower(s))
+	a := Action(asciiLower(s))
 	if a == "" {
 		return "", Invalid(field, "is required")
 	}
@@ -104,4 +104,21 @@ func wellFormed(a Action) bool {
 		}
 	}
 	return true
+}
+
+// asciiLower lowers A-Z only. Unicode case folding would turn the Kelvin
+// sign (U+212A) into "k" and accept it; here it stays and is rejected.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

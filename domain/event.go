@@ -3,6 +3,8 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -129,17 +131,13 @@ type metadataError string
 func (e metadataError) Error() string { return string(e) }
 
 // CanonicalObject re-encodes a JSON object compactly with sorted keys.
-// It rejects anything but an object, and the NUL character anywhere in it
-// (no SQL store can hold it in a JSON column).
+// It rejects anything but an object, the NUL character anywhere in it and
+// numbers beyond what a SQL numeric holds (no SQL store can hold them in a
+// JSON column).
 func CanonicalObject(raw []byte) (json.RawMessage, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, metadataError("must be valid JSON")
-	}
-	if d.More() {
-		return nil, metadataError("must be a single JSON object")
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := v.(map[string]any); !ok {
 		return nil, metadataError("must be a JSON object")
@@ -147,11 +145,31 @@ func CanonicalObject(raw []byte) (json.RawMessage, error) {
 	if hasNUL(v) {
 		return nil, metadataError("must not contain the NUL character (\\u0000)")
 	}
+	if !storableNumbers(v) {
+		return nil, metadataError("must not contain a number with more than 131072 digits before the decimal point or 16383 after it")
+	}
 	out, err := json.Marshal(v)
 	if err != nil {
 		return nil, metadataError("must be valid JSON")
 	}
 	return out, nil
+}
+
+// decodeJSON decodes exactly one JSON value, numbers as json.Number.
+func decodeJSON(raw []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, metadataError("must be valid JSON")
+	}
+	// d.More is not enough here: it reports false before a stray ']' or
+	// '}', so `{}]` would pass. Anything but the end of input is trailing
+	// data.
+	if _, err := d.Token(); err != io.EOF {
+		return nil, metadataError("must be a single JSON object")
+	}
+	return v, nil
 }
 
 func hasNUL(v any) bool {
@@ -188,13 +206,136 @@ func SameContent(stored, retry Event, retrySentOccurredAt bool) bool {
 	return sameJSON(stored.Metadata, retry.Metadata)
 }
 
+// sameJSON reports whether two JSON documents hold the same value. Numbers
+// compare by value, not spelling: a store may give back 1e2 as 100, 1E-7 as
+// 0.0000001 or -0 as 0 (PostgreSQL's jsonb does), and a retry must still
+// match what it stored.
 func sameJSON(a, b json.RawMessage) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
-	ca, err1 := CanonicalObject(a)
-	cb, err2 := CanonicalObject(b)
-	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
+	va, err1 := decodeJSON(a)
+	vb, err2 := decodeJSON(b)
+	return err1 == nil && err2 == nil && equalJSON(va, vb)
+}
+
+func equalJSON(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !equalJSON(xv, yv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		y, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if x == y {
+			return true
+		}
+		dx, ok1 := parseDecimal(string(x))
+		dy, ok2 := parseDecimal(string(y))
+		return ok1 && ok2 && dx.value == dy.value
+	default: // string, bool, nil
+		return a == b
+	}
+}
+
+// decimal is a JSON number literal taken apart without arithmetic, so that
+// no exponent can make it allocate.
+type decimal struct {
+	// value is the number as 0.digits × 10^exp with no leading or trailing
+	// zero digit; the zero value is the number 0 (of either sign).
+	value struct {
+		neg    bool
+		digits string
+		exp    int64
+	}
+	scale int64 // digits after the decimal point as written (PostgreSQL's dscale), ≥ 0
+}
+
+// parseDecimal takes apart a number in JSON's grammar,
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, as the decoder checked it.
+// It fails only for an exponent beyond ±2^31.
+func parseDecimal(s string) (decimal, bool) {
+	var d decimal
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var e int64
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		n, err := strconv.ParseInt(s[i+1:], 10, 32)
+		if err != nil {
+			return d, false
+		}
+		e, s = n, s[:i]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	d.scale = max(0, int64(len(frac))-e)
+	digits := intPart + frac
+	exp := int64(len(intPart)) + e
+	lead := len(digits) - len(strings.TrimLeft(digits, "0"))
+	digits = strings.TrimRight(digits[lead:], "0")
+	if digits == "" {
+		return d, true // zero
+	}
+	d.value.neg, d.value.digits, d.value.exp = neg, digits, exp-int64(lead)
+	return d, true
+}
+
+// PostgreSQL's numeric, which its jsonb stores numbers as, holds at most
+// 131072 digits before the decimal point and 16383 after, and no exponent
+// of 2^30 - 1 or beyond.
+const (
+	maxIntDigits   = 131072
+	maxScale       = 16383
+	maxAbsExponent = 1<<30 - 1
+)
+
+// storableNumbers reports whether every number in v fits a SQL numeric.
+func storableNumbers(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if i := strings.IndexAny(s, "eE"); i >= 0 {
+			if e, err := strconv.ParseInt(s[i+1:], 10, 64); err != nil || e >= maxAbsExponent || e <= -maxAbsExponent {
+				return false
+			}
+		}
+		d, ok := parseDecimal(s)
+		return ok && d.scale <= maxScale && d.value.exp <= maxIntDigits
+	case []any:
+		for _, e := range x {
+			if !storableNumbers(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if !storableNumbers(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ParseTime parses an RFC 3339 time (fractional seconds allowed) and
