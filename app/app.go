@@ -95,6 +95,9 @@ type BatchItem struct {
 // batch as a whole (too large, storage unavailable) and then nothing is
 // stored.
 func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []domain.NewEvent) ([]BatchItem, error) {
+	if err := need(p, domain.ScopeWrite); err != nil {
+		return nil, err
+	}
 	if len(ins) == 0 {
 		return nil, domain.Invalid("events", "must hold at least one event")
 	}

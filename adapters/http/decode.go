@@ -1,0 +1,420 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/activityd/activityd/domain"
+)
+
+// Request bodies are decoded in three steps: readBody checks the
+// transport (content type, size, UTF-8) and that the body is exactly one
+// JSON value; members splits an object into its members, rejecting
+// duplicates; and a per-request decoder checks each member's name and
+// JSON type. Every problem found at these steps is a 400 naming the field
+// (events[3].user_id); rules on values are left to the domain (422).
+
+// maxFieldProblems caps how many field problems one 400 lists.
+const maxFieldProblems = 50
+
+// invalidText stands in for a string member sent empty where the domain
+// treats empty as "not sent" (id, occurred_at): it fails the domain's own
+// check, so the field is reported with the domain's message, in the
+// domain's order of checks.
+const invalidText = "\x00"
+
+// invalidUserID stands in for a user_id that is a number but not a
+// positive int64 (0, -3, 1.5, 1e3, 2^63): domain.NewEvent and domain.Query
+// read 0 as "not sent", and the domain rejects every value ≤ 0 with its
+// own message.
+const invalidUserID int64 = -1
+
+var errEmptyBody = badRequest("the request body is empty; send a JSON object")
+
+// readBody reads the request body as exactly one JSON value.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength == 0 {
+		return nil, errEmptyBody // whatever the Content-Type: there is nothing to read
+	}
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > s.maxBody {
+		return nil, &http.MaxBytesError{Limit: s.maxBody}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badRequest("the request body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errEmptyBody
+	}
+	if !utf8.Valid(body) {
+		return nil, badRequest("the request body is not valid UTF-8")
+	}
+	if !json.Valid(body) {
+		return nil, syntaxProblem(body)
+	}
+	return body, nil
+}
+
+// syntaxProblem explains why body is not exactly one JSON value.
+func syntaxProblem(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	err := dec.Decode(&v)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: ")))
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return badRequest("malformed JSON: unexpected end of the request body")
+	case err != nil:
+		return badRequest("malformed JSON")
+	}
+	return badRequest(fmt.Sprintf("unexpected data after the JSON value at byte %d; send exactly one JSON object", dec.InputOffset()))
+}
+
+// checkContentType accepts application/json and application/*+json, in
+// UTF-8 (the only charset JSON may use), without a content coding.
+func checkContentType(r *http.Request) error {
+	unsupported := func(header, detail string) error {
+		return &httpError{status: http.StatusUnsupportedMediaType, slug: slugUnsupportedMediaType, detail: detail,
+			fields: []fieldProblem{{Field: header, Message: detail}}}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return unsupported("Content-Encoding", "unsupported Content-Encoding "+strconv.Quote(ce)+": send the body uncompressed")
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return unsupported("Content-Type", "missing Content-Type: send application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return unsupported("Content-Type", "malformed Content-Type: send application/json")
+	}
+	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return unsupported("Content-Type", "unsupported Content-Type "+strconv.Quote(mt)+": send application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return unsupported("Content-Type", "unsupported charset "+strconv.Quote(cs)+": JSON must be UTF-8")
+	}
+	return nil
+}
+
+// member is one name/value pair of a JSON object.
+type member struct {
+	name  string
+	value json.RawMessage
+}
+
+// fieldErrors collects the 400-level problems of one request body.
+type fieldErrors struct {
+	list  []fieldProblem
+	total int
+}
+
+func (fe *fieldErrors) add(field, format string, args ...any) {
+	fe.total++
+	if len(fe.list) < maxFieldProblems {
+		fe.list = append(fe.list, fieldProblem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// err returns the 400 for the problems collected, or nil. what says
+// which input they are in.
+func (fe *fieldErrors) err(what string) error {
+	if fe.total == 0 {
+		return nil
+	}
+	detail := what + ": "
+	if fe.total == 1 {
+		detail += fe.list[0].Field + " " + fe.list[0].Message
+	} else {
+		detail += fmt.Sprintf("%d problems, see errors", fe.total)
+		if fe.total > len(fe.list) {
+			detail += fmt.Sprintf(" (the first %d are listed)", len(fe.list))
+		}
+	}
+	return badRequest(detail, fe.list...)
+}
+
+// jsonKind names the JSON type of a valid JSON value.
+func jsonKind(raw json.RawMessage) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+func isNull(raw json.RawMessage) bool { return jsonKind(raw) == "null" }
+
+// members splits a valid JSON value into its members if it is an object;
+// ok is false otherwise. A name given twice is reported under path+name.
+func members(raw json.RawMessage, path string, fe *fieldErrors) (ms []member, ok bool) {
+	if jsonKind(raw) != "an object" {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '{'
+		return nil, false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		if seen[name] {
+			fe.add(fieldName(path, name), "is given more than once")
+			continue
+		}
+		seen[name] = true
+		ms = append(ms, member{name: name, value: v})
+	}
+	return ms, true
+}
+
+// fieldName is how a problem names member name under path; an empty name
+// is shown as "" so that the field is never blank.
+func fieldName(path, name string) string {
+	if name == "" {
+		return path + `""`
+	}
+	return path + name
+}
+
+// stringMember decodes a member that must hold a string (or null, read as
+// "not sent").
+func stringMember(m member, path string, fe *fieldErrors) (string, bool) {
+	switch k := jsonKind(m.value); k {
+	case "a string":
+		var s string
+		if err := json.Unmarshal(m.value, &s); err != nil {
+			fe.add(path+m.name, "must be a string")
+			return "", false
+		}
+		return s, true
+	case "null":
+		return "", true
+	default:
+		fe.add(path+m.name, "must be a string, not %s", k)
+		return "", false
+	}
+}
+
+// userIDMember decodes user_id: a JSON number (or null, "not sent"). A
+// number that is not a positive int64 becomes invalidUserID, for the
+// domain to reject with a 422.
+func userIDMember(m member, path string, fe *fieldErrors) int64 {
+	switch k := jsonKind(m.value); k {
+	case "a number":
+		return parseUserID(string(bytes.TrimSpace(m.value)))
+	case "null":
+		return 0
+	default:
+		fe.add(path+m.name, "must be an integer, not %s", k)
+		return 0
+	}
+}
+
+// parseUserID parses a decimal user id; anything but a positive int64 is
+// invalidUserID.
+func parseUserID(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return invalidUserID
+	}
+	return n
+}
+
+// decodeNewEvent decodes one event of a request body: the whole body of
+// POST /v1/events (path ""), or events[i] of a batch (path "events[i].").
+func decodeNewEvent(raw json.RawMessage, path string, fe *fieldErrors) domain.NewEvent {
+	var in domain.NewEvent
+	ms, ok := members(raw, path, fe)
+	if !ok {
+		field := strings.TrimSuffix(path, ".")
+		if field == "" {
+			fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
+		} else {
+			fe.add(field, "must be a JSON object, not %s", jsonKind(raw))
+		}
+		return in
+	}
+	for _, m := range ms {
+		switch m.name {
+		case "id":
+			if s, ok := stringMember(m, path, fe); ok {
+				in.ID = nonEmpty(s, m)
+			}
+		case "user_id":
+			in.UserID = userIDMember(m, path, fe)
+		case "action":
+			in.Action, _ = stringMember(m, path, fe)
+		case "occurred_at":
+			if s, ok := stringMember(m, path, fe); ok {
+				in.OccurredAt = nonEmpty(s, m)
+			}
+		case "metadata":
+			// Any JSON value: the domain decides what metadata may be (an
+			// object) and says so with a 422.
+			in.Metadata = m.value
+		default:
+			fe.add(fieldName(path, m.name), "is not a known field (known: id, user_id, action, occurred_at, metadata)")
+		}
+	}
+	return in
+}
+
+// nonEmpty keeps a string member as sent, except that an empty string
+// that was sent becomes invalidText, so the domain reports it instead of
+// reading it as "not sent".
+func nonEmpty(s string, m member) string {
+	if s == "" && !isNull(m.value) {
+		return invalidText
+	}
+	return s
+}
+
+// decodeBatch decodes {"events":[...]}. It returns the raw items; a
+// missing or null events member is an empty batch (the use case rejects
+// it with a 422).
+func decodeBatch(raw json.RawMessage, fe *fieldErrors) []json.RawMessage {
+	ms, ok := members(raw, "", fe)
+	if !ok {
+		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
+		return nil
+	}
+	var items []json.RawMessage
+	for _, m := range ms {
+		switch m.name {
+		case "events":
+			switch k := jsonKind(m.value); k {
+			case "an array":
+				if err := json.Unmarshal(m.value, &items); err != nil {
+					fe.add("events", "must be an array of event objects")
+				}
+			case "null":
+			default:
+				fe.add("events", "must be an array of event objects, not %s", k)
+			}
+		default:
+			fe.add(fieldName("", m.name), "is not a known field (known: events)")
+		}
+	}
+	return items
+}
+
+// decodeStatusChange decodes {"status":"..."}.
+func decodeStatusChange(raw json.RawMessage, fe *fieldErrors) string {
+	ms, ok := members(raw, "", fe)
+	if !ok {
+		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
+		return ""
+	}
+	var status string
+	for _, m := range ms {
+		switch m.name {
+		case "status":
+			status, _ = stringMember(m, "", fe)
+		default:
+			fe.add(fieldName("", m.name), "is not a known field (known: status)")
+		}
+	}
+	return status
+}
+
+// The query parameters of the event listings.
+var listParams = []string{"user_id", "action", "status", "from", "to", "time_field", "order", "limit", "cursor"}
+
+// maxActionFilters bounds how many actions one listing may name.
+const maxActionFilters = 100
+
+// parseQuery parses the raw query string strictly: it must be well-formed,
+// name only the allowed parameters, and give each at most once (only
+// repeatable ones more often).
+func parseQuery(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("malformed query string: " + err.Error())
+	}
+	fe := &fieldErrors{}
+	for _, name := range slices.Sorted(maps.Keys(vals)) {
+		switch {
+		case !slices.Contains(allowed, name):
+			if len(allowed) == 0 {
+				fe.add(fieldName("", name), "is not a known query parameter (this resource takes none)")
+			} else {
+				fe.add(fieldName("", name), "is not a known query parameter (known: %s)", strings.Join(allowed, ", "))
+			}
+		case len(vals[name]) > 1 && !slices.Contains(repeatable, name):
+			fe.add(name, "must be given at most once")
+		}
+	}
+	if err := fe.err("the query string is not valid"); err != nil {
+		return nil, err
+	}
+	return vals, nil
+}
+
+// listQuery turns the parameters of an event listing into a domain.Query.
+// An empty parameter is "not sent". action may be repeated and may hold a
+// comma-separated list.
+func listQuery(vals url.Values) (domain.Query, error) {
+	var q domain.Query
+	if s := vals.Get("user_id"); s != "" {
+		q.UserID = parseUserID(s)
+	}
+	for _, v := range vals["action"] {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.Trim(a, " "); a != "" { // "login, logout"
+				q.Actions = append(q.Actions, a)
+			}
+		}
+	}
+	if len(q.Actions) > maxActionFilters {
+		return domain.Query{}, domain.Invalid("action", "must name at most %d actions", maxActionFilters)
+	}
+	q.Status = vals.Get("status")
+	q.From = vals.Get("from")
+	q.To = vals.Get("to")
+	q.TimeField = vals.Get("time_field")
+	q.Order = vals.Get("order")
+	q.Limit = vals.Get("limit")
+	q.Cursor = vals.Get("cursor")
+	return q, nil
+}

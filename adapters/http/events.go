@@ -1,0 +1,309 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/domain"
+)
+
+// eventJSON is an event as the /v1 API renders it.
+type eventJSON struct {
+	ID         string          `json:"id"`
+	UserID     int64           `json:"user_id"`
+	Action     string          `json:"action"`
+	Status     string          `json:"status"`
+	OccurredAt string          `json:"occurred_at"`
+	RecordedAt string          `json:"recorded_at"`
+	UpdatedAt  string          `json:"updated_at"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+func renderEvent(e domain.Event) eventJSON {
+	md := e.Metadata
+	if len(md) == 0 {
+		md = json.RawMessage("{}")
+	}
+	return eventJSON{
+		ID:         e.ID.String(),
+		UserID:     e.UserID,
+		Action:     string(e.Action),
+		Status:     string(e.Status),
+		OccurredAt: domain.FormatTime(e.OccurredAt),
+		RecordedAt: domain.FormatTime(e.RecordedAt),
+		UpdatedAt:  domain.FormatTime(e.UpdatedAt),
+		Metadata:   md,
+	}
+}
+
+// transitionJSON is one entry of an event's status history; from is null
+// for the initial PENDING.
+type transitionJSON struct {
+	From *string `json:"from"`
+	To   string  `json:"to"`
+	At   string  `json:"at"`
+	By   string  `json:"by"`
+}
+
+// eventWithHistory is GET /v1/events/{id}.
+type eventWithHistory struct {
+	eventJSON
+	StatusHistory []transitionJSON `json:"status_history"`
+}
+
+func renderHistory(h []domain.Transition) []transitionJSON {
+	out := make([]transitionJSON, len(h))
+	for i, t := range h {
+		out[i] = transitionJSON{To: string(t.To), At: domain.FormatTime(t.At), By: t.By}
+		if t.From != "" {
+			from := string(t.From)
+			out[i].From = &from
+		}
+	}
+	return out
+}
+
+// pageJSON is a listing.
+type pageJSON struct {
+	Items      []eventJSON `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+func renderPage(p domain.Page) pageJSON {
+	out := pageJSON{Items: make([]eventJSON, len(p.Events))}
+	for i, e := range p.Events {
+		out.Items[i] = renderEvent(e)
+	}
+	if p.Next != nil {
+		c := p.Next.Encode()
+		out.NextCursor = &c
+	}
+	return out
+}
+
+// batchItemJSON is the outcome of one event of a batch: the status it
+// would have had alone, and the event or the problem.
+type batchItemJSON struct {
+	Index  int        `json:"index"`
+	Status int        `json:"status"`
+	Event  *eventJSON `json:"event,omitempty"`
+	Error  *problem   `json:"error,omitempty"`
+}
+
+type batchJSON struct {
+	Items []batchItemJSON `json:"items"`
+}
+
+// idempotencyKey returns the Idempotency-Key header, "" when absent.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+		return strings.TrimSpace(vals[0]), nil
+	}
+	return "", badRequest("send at most one Idempotency-Key header",
+		fieldProblem{Field: "Idempotency-Key", Message: "must be given at most once"})
+}
+
+// createEvent is POST /v1/events.
+func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fe := &fieldErrors{}
+	in := decodeNewEvent(body, "", fe)
+	if err := fe.err("the request body is not a valid event"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in, key)
+	if err != nil {
+		if errors.Is(err, domain.ErrIDConflict) {
+			field := "id"
+			if in.ID == "" {
+				field = "Idempotency-Key"
+			}
+			err = &blamed{err: err, field: field}
+		}
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK // an idempotent retry: the stored event
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/events/"+e.ID.String())
+	}
+	s.writeJSON(w, r, status, renderEvent(e))
+}
+
+// createBatch is POST /v1/events/batch.
+func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(r.Header.Values("Idempotency-Key")) > 0 {
+		s.fail(w, r, badRequest("a batch does not take an Idempotency-Key header; give each event an id to make it idempotent",
+			fieldProblem{Field: "Idempotency-Key", Message: "is not supported on a batch; give each event an id"}))
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fe := &fieldErrors{}
+	raws := decodeBatch(body, fe)
+	if err := fe.err("the request body is not a valid batch"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(raws) > app.MaxBatch {
+		// Checked before decoding the items, which could be many.
+		s.fail(w, r, domain.Invalid("events", "must hold at most %d events (got %d)", app.MaxBatch, len(raws)))
+		return
+	}
+	ins := make([]domain.NewEvent, len(raws))
+	for i, raw := range raws {
+		ins[i] = decodeNewEvent(raw, "events["+strconv.Itoa(i)+"].", fe)
+	}
+	if err := fe.err("the request body is not a valid batch"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	items, err := s.events.RecordBatch(r.Context(), principalFrom(r.Context()), ins)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := batchJSON{Items: make([]batchItemJSON, len(items))}
+	for i, it := range items {
+		out.Items[i].Index = i
+		switch {
+		case it.Err != nil:
+			err := it.Err
+			if errors.Is(err, domain.ErrIDConflict) {
+				err = &blamed{err: err, field: fmt.Sprintf("events[%d].id", i)}
+			}
+			p := s.problemFor(r, err)
+			out.Items[i].Status, out.Items[i].Error = p.Status, &p
+		case it.Created:
+			e := renderEvent(it.Event)
+			out.Items[i].Status, out.Items[i].Event = http.StatusCreated, &e
+		default:
+			e := renderEvent(it.Event)
+			out.Items[i].Status, out.Items[i].Event = http.StatusOK, &e
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// listEvents is GET /v1/events.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseQuery(r, listParams, "action")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q, err := listQuery(vals)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.list(w, r, q)
+}
+
+// userListParams are listParams without user_id, which the path names.
+var userListParams = slices.DeleteFunc(slices.Clone(listParams), func(p string) bool { return p == "user_id" })
+
+// listUserEvents is GET /v1/users/{user_id}/events.
+func (s *Server) listUserEvents(w http.ResponseWriter, r *http.Request) {
+	raw := chi.URLParam(r, "user_id")
+	uid, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || uid <= 0 || strconv.FormatInt(uid, 10) != raw {
+		s.fail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound,
+			detail: "there is no such user: a user id is a positive integer"})
+		return
+	}
+	vals, err := parseQuery(r, userListParams, "action")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q, err := listQuery(vals)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q.UserID = uid
+	s.list(w, r, q)
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
+	page, err := s.events.List(r.Context(), principalFrom(r.Context()), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, renderPage(page))
+}
+
+// getEvent is GET /v1/events/{id}.
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, h, err := s.events.Get(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, eventWithHistory{eventJSON: renderEvent(e), StatusHistory: renderHistory(h)})
+}
+
+// patchEvent is PATCH /v1/events/{id}: a status transition.
+func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fe := &fieldErrors{}
+	status := decodeStatusChange(body, fe)
+	if err := fe.err("the request body is not a valid status change"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.events.Transition(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"), status)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, renderEvent(e))
+}

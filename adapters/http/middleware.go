@@ -1,0 +1,154 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/activityd/activityd/domain"
+)
+
+// statusRecorder remembers what a handler wrote, for the access log and
+// for the panic recoverer (which may only answer if nothing was written).
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe is the outermost middleware: it sets headers every response
+// carries, recovers from panics with a 500 problem, and writes one access
+// log line per request (method, route pattern, status, duration, size;
+// never bodies, query strings or credentials).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request",
+					"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !rec.wroteHeader {
+					s.writeProblem(rec, r, newProblem(http.StatusInternalServerError, slugInternal,
+						"an internal error occurred; it has been logged"), http.StatusInternalServerError)
+				}
+			}
+			route := "unmatched"
+			if rctx := chi.RouteContext(r.Context()); rctx != nil {
+				if p := rctx.RoutePattern(); p != "" {
+					route = p
+				}
+			}
+			status := rec.status
+			if !rec.wroteHeader {
+				status = http.StatusOK
+			}
+			level := slog.LevelInfo
+			switch {
+			case status >= 500:
+				level = slog.LevelWarn
+			case status < 400 && (route == "/healthz" || route == "/readyz"):
+				level = slog.LevelDebug // probes every few seconds would drown the log
+			}
+			s.log.LogAttrs(r.Context(), level, "http request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Duration("duration", time.Since(start)),
+				slog.Int64("bytes", rec.bytes),
+			)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type principalKey struct{}
+
+// principalFrom returns the principal authenticate stored in ctx.
+func principalFrom(ctx context.Context) domain.Principal {
+	p, _ := ctx.Value(principalKey{}).(domain.Principal)
+	return p
+}
+
+// authenticate resolves the request's credentials to a principal, or
+// answers 401. With authentication disabled every request is anonymous().
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.principal(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func unauthenticated(why string) error {
+	return fmt.Errorf("%w: %s", domain.ErrUnauthenticated, why)
+}
+
+func (s *Server) principal(r *http.Request) (domain.Principal, error) {
+	if s.noAuth {
+		return anonymous(), nil
+	}
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return domain.Principal{}, unauthenticated("missing credentials: send Authorization: Bearer <token>")
+	case 1:
+	default:
+		return domain.Principal{}, unauthenticated("send exactly one Authorization header")
+	}
+	scheme, secret, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	secret = strings.TrimLeft(secret, " ")
+	if !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Token") {
+		return domain.Principal{}, unauthenticated("unsupported authorization scheme: use Bearer or Token")
+	}
+	if secret == "" || strings.ContainsAny(secret, " \t") {
+		return domain.Principal{}, unauthenticated("malformed credentials: expected " + scheme + " <token>")
+	}
+	p, err := s.auth.Authenticate(r.Context(), secret)
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, domain.ErrUnauthenticated), errors.Is(err, domain.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return domain.Principal{}, err
+	case errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrInvalid), errors.Is(err, domain.ErrForbidden):
+		// An authenticator that says "no such credential" in other words.
+		return domain.Principal{}, unauthenticated("invalid credentials")
+	default:
+		return domain.Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+}

@@ -1,0 +1,216 @@
+// Package httpapi is the driving HTTP adapter of activityd: the canonical
+// /v1 JSON API (design.md §3) and the operational endpoints /healthz and
+// /readyz, on a chi router.
+//
+// Every handler decodes client input strictly (unknown fields, trailing
+// data, wrong JSON types and unknown query parameters are 400 naming the
+// field), calls one use case of package app with the request's principal,
+// and renders the outcome. Every error becomes an RFC 9457
+// application/problem+json document through one mapping function
+// (Server.problemFor); no input produces a 500 or a stack trace.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/domain"
+)
+
+// Authenticator turns a credential secret into a principal; *app.Tokens
+// satisfies it. It returns an error matching domain.ErrUnauthenticated for
+// a secret it does not accept.
+type Authenticator interface {
+	Authenticate(ctx context.Context, secret string) (domain.Principal, error)
+}
+
+// Pinger reports whether a dependency is reachable (the store).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config is what the HTTP adapter needs.
+type Config struct {
+	Events       *app.Events
+	Auth         Authenticator
+	Storage      Pinger       // nil: /readyz does not check storage
+	Logger       *slog.Logger // nil → discard
+	MaxBodyBytes int64        // 0 → 1 MiB
+	// AuthDisabled (AUTH_MODE=none) makes every request act as the
+	// principal {Name:"anonymous", Scopes:[admin]}. Local experiments only.
+	AuthDisabled bool
+}
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes
+// is 0 (MAX_BODY_BYTES).
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// readyTimeout bounds the storage ping of /readyz: a probe must answer
+// quickly, never hang.
+const readyTimeout = time.Second
+
+// anonymous is the principal every request acts as when authentication is
+// disabled (a fresh value each time: the scopes slice is not shared).
+func anonymous() domain.Principal {
+	return domain.Principal{Name: "anonymous", Scopes: []domain.Scope{domain.ScopeAdmin}}
+}
+
+// Server is the HTTP API. It implements http.Handler.
+type Server struct {
+	events  *app.Events
+	auth    Authenticator
+	storage Pinger
+	log     *slog.Logger
+	maxBody int64
+	noAuth  bool
+	mux     *chi.Mux
+}
+
+// NewServer builds the API. It panics when cfg.Events is nil, or when
+// cfg.Auth is nil while authentication is enabled: both are programming
+// errors of the composition root, better found at start than per request.
+func NewServer(cfg Config) *Server {
+	if cfg.Events == nil {
+		panic("httpapi: Config.Events is nil")
+	}
+	if cfg.Auth == nil && !cfg.AuthDisabled {
+		panic("httpapi: Config.Auth is nil and AuthDisabled is false")
+	}
+	s := &Server{
+		events:  cfg.Events,
+		auth:    cfg.Auth,
+		storage: cfg.Storage,
+		log:     cfg.Logger,
+		maxBody: cfg.MaxBodyBytes,
+		noAuth:  cfg.AuthDisabled,
+		mux:     chi.NewRouter(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Router exposes the chi router so that further surfaces (the
+// predecessors' routes, /metrics, docs) can be mounted on it. Middleware
+// can no longer be added with Use (chi forbids it after the first route);
+// use Group or With.
+func (s *Server) Router() chi.Router { return s.mux }
+
+func (s *Server) routes() {
+	m := s.mux
+	m.Use(s.observe, middleware.GetHead)
+	m.NotFound(s.notFound)
+	m.MethodNotAllowed(s.methodNotAllowed)
+
+	m.Get("/healthz", s.healthz)
+	m.Get("/readyz", s.readyz)
+
+	m.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/v1/events", s.createEvent)
+		r.Post("/v1/events/batch", s.createBatch)
+		r.Get("/v1/events", s.listEvents)
+		r.Get("/v1/events/{id}", s.getEvent)
+		r.Patch("/v1/events/{id}", s.patchEvent)
+		r.Get("/v1/users/{user_id}/events", s.listUserEvents)
+	})
+}
+
+// healthz reports that the process is alive; it checks nothing else.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether this replica can serve: storage must answer a
+// ping within readyTimeout.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.storage == nil {
+		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready", "storage": "unchecked"})
+		return
+	}
+	if err := s.ping(r.Context()); err != nil {
+		s.log.WarnContext(r.Context(), "readiness check failed", "check", "storage", "err", err)
+		p := newProblem(http.StatusServiceUnavailable, slugUnavailable, "not ready: storage is unreachable")
+		s.writeProblem(w, r, readyProblem{problem: p, Storage: "unavailable"}, p.Status)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready", "storage": "ok"})
+}
+
+// readyProblem is the 503 of /readyz: a problem document that also names
+// the failed check, in the same member as the 200 body.
+type readyProblem struct {
+	problem
+	Storage string `json:"storage"`
+}
+
+// ping asks storage whether it is reachable, giving up after readyTimeout
+// even if the Pinger ignores its context.
+func (s *Server) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.storage.Ping(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// notFound answers a path no route serves.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.fail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound, detail: "there is no resource at this path"})
+}
+
+// knownMethods are the methods whose routes an Allow header can list.
+var knownMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// methodNotAllowed answers a path that exists with a method it does not
+// serve, listing the ones it does in Allow. chi calls it also for methods
+// it does not know at all; for a path no method serves that is a 404.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var allowed []string
+	for _, m := range knownMethods {
+		if s.mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		s.notFound(w, r)
+		return
+	}
+	if !slices.Contains(allowed, http.MethodHead) && slices.Contains(allowed, http.MethodGet) {
+		allowed = append(allowed, http.MethodHead) // middleware.GetHead serves HEAD for every GET route
+	}
+	for _, m := range allowed {
+		w.Header().Add("Allow", m)
+	}
+	s.fail(w, r, &httpError{status: http.StatusMethodNotAllowed, slug: slugMethodNotAllowed,
+		detail: "this path does not serve " + r.Method + "; see the Allow header"})
+}
