@@ -39,7 +39,7 @@ type Filter struct {
 	Status    Status
 	From, To  time.Time
 	TimeField TimeField
-	Order     Order
+	Order     Order // Desc or Asc; stores treat the zero value as Asc
 	Limit     int
 	After     *Cursor // continue after this position
 	// Offset skips events before the first returned; only the predecessor

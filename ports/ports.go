@@ -14,7 +14,8 @@ import (
 // domain.ErrNotFound, domain.ErrStatusConflict and errors matching
 // domain.ErrUnavailable when the backing service cannot be reached.
 type Events interface {
-	// Create stores e with its initial history entry (PENDING, by). If an
+	// Create stores e with its initial history entry ("" → PENDING at
+	// e.RecordedAt, by). If an
 	// event with e.ID already exists it stores nothing and returns the stored
 	// event with created == false; concurrent creates of one id store one row.
 	Create(ctx context.Context, e domain.Event, by string) (stored domain.Event, created bool, err error)
@@ -48,6 +49,7 @@ type Created struct {
 
 // Tokens stores API tokens (hashes only, never secrets).
 type Tokens interface {
+	// CreateToken stores t; a token with the same id or hash is an error.
 	CreateToken(ctx context.Context, t domain.Token) error
 	// TokenByHash returns the token whose secret hashes to hash, or
 	// domain.ErrNotFound.
@@ -70,6 +72,19 @@ type Store interface {
 	// Ping reports whether the backing service is reachable.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Maintainer is implemented by stores that need periodic upkeep, such as
+// time partitions made ahead of the writes that need them. The service
+// calls it at start and then regularly; stores without upkeep don't
+// implement it (the way optional interfaces work in database/sql/driver).
+type Maintainer interface {
+	// Maintain prepares the store for writes around now and, when
+	// retention > 0, drops data recorded before now - retention (at the
+	// store's granularity: whole months for PostgreSQL). It returns the
+	// number of units dropped, so callers can invalidate what they cached.
+	// It must be safe to run from several replicas at once.
+	Maintain(ctx context.Context, now time.Time, retention time.Duration) (dropped int, err error)
 }
 
 // Clock tells the time; tests substitute a fake one.

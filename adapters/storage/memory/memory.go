@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -75,6 +76,9 @@ func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.E
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return domain.Event{}, false, domain.ErrUnavailable
+	}
 	st, created := s.create(e, by)
 	return st, created, nil
 }
@@ -96,6 +100,9 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, domain.ErrUnavailable
+	}
 	out := make([]ports.Created, len(es))
 	for i, e := range es {
 		out[i].Event, out[i].Created = s.create(e, by)
@@ -107,6 +114,9 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 func (s *Store) Get(ctx context.Context, id domain.ID) (domain.Event, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return domain.Event{}, domain.ErrUnavailable
+	}
 	r, ok := s.events[id]
 	if !ok {
 		return domain.Event{}, domain.ErrNotFound
@@ -131,6 +141,10 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, err
 	}
 	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return domain.Page{}, domain.ErrUnavailable
+	}
 	var hits []domain.Event
 	for _, r := range s.ordered {
 		if matches(f, r.e) {
@@ -193,6 +207,9 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return domain.Event{}, domain.ErrUnavailable
+	}
 	r, ok := s.events[id]
 	if !ok {
 		return domain.Event{}, domain.ErrNotFound
@@ -231,12 +248,28 @@ func (s *Store) CountWindow(ctx context.Context, start, end time.Time) ([]domain
 	return out, nil
 }
 
+func cloneToken(t domain.Token) domain.Token {
+	t.Scopes = slices.Clone(t.Scopes)
+	t.Hash = bytes.Clone(t.Hash)
+	return t
+}
+
+// errDuplicateToken is what a SQL store's unique constraints would say.
+var errDuplicateToken = errors.New("memory: a token with this id or hash exists")
+
 // CreateToken implements ports.Tokens.
 func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.Scopes = slices.Clone(t.Scopes)
-	s.tokens = append(s.tokens, t)
+	if s.closed {
+		return domain.ErrUnavailable
+	}
+	for _, o := range s.tokens {
+		if o.ID == t.ID || bytes.Equal(o.Hash, t.Hash) {
+			return errDuplicateToken
+		}
+	}
+	s.tokens = append(s.tokens, cloneToken(t))
 	return nil
 }
 
@@ -244,19 +277,30 @@ func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed {
+		return domain.Token{}, domain.ErrUnavailable
+	}
 	for _, t := range s.tokens {
 		if bytes.Equal(t.Hash, hash) {
-			return t, nil
+			return cloneToken(t), nil
 		}
 	}
 	return domain.Token{}, domain.ErrNotFound
 }
 
-// ListTokens implements ports.Tokens.
+// ListTokens implements ports.Tokens: oldest first.
 func (s *Store) ListTokens(ctx context.Context) ([]domain.Token, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return slices.Clone(s.tokens), nil
+	if s.closed {
+		return nil, domain.ErrUnavailable
+	}
+	out := make([]domain.Token, len(s.tokens))
+	for i, t := range s.tokens {
+		out[i] = cloneToken(t)
+	}
+	slices.SortStableFunc(out, func(a, b domain.Token) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
 }
 
 // RevokeToken implements ports.Tokens.

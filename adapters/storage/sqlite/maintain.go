@@ -1,0 +1,50 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/activityd/activityd/ports"
+)
+
+var _ ports.Maintainer = (*Store)(nil)
+
+// retentionChunk is how many events one retention DELETE removes: each
+// chunk is its own short write, so creates interleave with a large purge.
+var retentionChunk = 5000 // a variable for tests
+
+// Maintain implements ports.Maintainer. SQLite needs no upkeep ahead of
+// writes; when retention > 0 it deletes the events recorded before
+// now - retention, to the microsecond, with their status history, and
+// returns how many events it deleted (SQLite's unit of retention is the
+// event, not a partition). Several processes may run it at once.
+func (s *Store) Maintain(ctx context.Context, now time.Time, retention time.Duration) (int, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	cutoff := micros(now.Add(-retention))
+	total := 0
+	for {
+		n, err := s.deleteChunk(ctx, cutoff)
+		total += n
+		if err != nil {
+			return total, mapErr("retention", err)
+		}
+		if n < retentionChunk {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) deleteChunk(ctx context.Context, cutoff int64) (int, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	// status_history rows go with their event (ON DELETE CASCADE).
+	res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE id IN (
+		SELECT id FROM events INDEXED BY events_recorded WHERE recorded_at < ? LIMIT ?)`, cutoff, retentionChunk)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
