@@ -39,7 +39,14 @@ type TokenSpec struct {
 	UserID int64 // required unless Scopes holds admin
 	Scopes []domain.Scope
 	TTL    time.Duration // 0: never expires
+
+	id string // fixed id (the bootstrap token's); "" for a random one
 }
+
+// BootstrapTokenID is the id of the admin token Bootstrap creates. A fixed
+// id makes concurrent bootstraps of several replicas collide in the store,
+// so exactly one creates it.
+const BootstrapTokenID = "bootstrap"
 
 // Create issues a new token and returns its secret, which is shown once and
 // stored only as a hash.
@@ -66,11 +73,15 @@ func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (dom
 	if spec.TTL < 0 {
 		return domain.Token{}, domain.Invalid("ttl", "must not be negative")
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
+	id := spec.id
+	if id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
 	now := domain.Normalize(s.clock.Now())
 	t := domain.Token{
-		ID:        hex.EncodeToString(id[:]),
+		ID:        id,
 		Name:      spec.Name,
 		UserID:    spec.UserID,
 		Scopes:    spec.Scopes,
@@ -143,7 +154,7 @@ func (s *Tokens) Bootstrap(ctx context.Context, given string) (secret string, cr
 	if len(ts) > 0 {
 		return "", false, nil
 	}
-	spec := TokenSpec{Name: "bootstrap-admin", Scopes: []domain.Scope{domain.ScopeAdmin}}
+	spec := TokenSpec{Name: "bootstrap-admin", Scopes: []domain.Scope{domain.ScopeAdmin}, id: BootstrapTokenID}
 	if given == "" {
 		secret, _, err = s.Create(ctx, spec)
 	} else {

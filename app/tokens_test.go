@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,5 +252,46 @@ func TestBootstrapDoesNothingWhenTokensExist(t *testing.T) {
 	}
 	if ts, _ := fx.tokens.List(fx.ctx); len(ts) != 1 {
 		t.Errorf("%d tokens, want 1", len(ts))
+	}
+}
+
+// Replicas that start together on an empty store race to bootstrap; the
+// fixed bootstrap id makes exactly one of them create the admin token and
+// the others find nothing to do.
+func TestBootstrapConcurrentReplicas(t *testing.T) {
+	fx := newFixture(t)
+	const replicas = 8
+	var wg sync.WaitGroup
+	created := make(chan string, replicas)
+	errs := make(chan error, replicas)
+	for range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secret, ok, err := fx.tokens.Bootstrap(fx.ctx, "")
+			if err != nil {
+				errs <- err
+			}
+			if ok {
+				created <- secret
+			}
+		}()
+	}
+	wg.Wait()
+	close(created)
+	close(errs)
+	for err := range errs {
+		t.Errorf("Bootstrap: %v", err)
+	}
+	var secrets []string
+	for s := range created {
+		secrets = append(secrets, s)
+	}
+	ts, _ := fx.tokens.List(fx.ctx)
+	if len(secrets) != 1 || len(ts) != 1 || ts[0].ID != app.BootstrapTokenID {
+		t.Fatalf("%d replicas created a token, store holds %+v; want exactly one", len(secrets), ts)
+	}
+	if _, err := fx.tokens.Authenticate(fx.ctx, secrets[0]); err != nil {
+		t.Fatalf("the printed bootstrap token does not authenticate: %v", err)
 	}
 }
