@@ -1,0 +1,326 @@
+// Package postgres is the production store: PostgreSQL through sqlx and
+// lib/pq, opened for DATABASE_URL=postgres://... (or postgresql://...).
+//
+// # Connection and pool
+//
+// The URL is a lib/pq URL; any parameter lib/pq does not know is sent to
+// the server as a run-time setting (search_path=..., lock_timeout=...).
+// storage.Options tune the pool; a zero field takes the default below:
+//
+//	MaxOpenConns      20    connections in the pool
+//	MaxIdleConns      20    idle connections kept (never more than MaxOpenConns)
+//	ConnMaxLifetime   30m   connections are recycled after this long
+//	StatementTimeout  5s    server-side statement_timeout of every session
+//	                        (a statement_timeout in the URL wins over the
+//	                        default, not over an explicit option)
+//	ConnectTimeout    3s    connect_timeout: dial plus start-up handshake
+//
+// Every session runs with TimeZone=UTC and application_name=activityd
+// (unless the URL names one). Each event, token and ping call is also
+// bounded on the client side (ConnectTimeout + StatementTimeout + 1s), so a
+// server that vanishes mid-statement cannot hang a request, and TCP
+// keep-alives notice a dead peer within about 25s on idle connections.
+// Migrate and the partition maintenance have their own, longer limits.
+//
+// The hot statements (create, get, history, set status and the list
+// shapes in use, 128 statements at most) run as server-side prepared
+// statements: one round trip each, and no planning once PostgreSQL settles
+// on a generic plan, which matters on a partitioned table, where planning
+// grows with the number of partitions. Behind PgBouncer in transaction
+// mode this needs PgBouncer 1.21 or later with max_prepared_statements
+// set; or add statement_cache=off to the URL (a parameter of this package,
+// not sent to the server) and every statement is sent unprepared, still in
+// one round trip (lib/pq's binary_parameters mode is always on).
+//
+// When the server cannot be reached — connection refused or reset, broken
+// pipe, timeouts, "the database system is starting up", too many
+// connections, shutdown, statement timeout — calls fail at once with an
+// error matching domain.ErrUnavailable. Nothing is retried here: the pool
+// drops broken connections and opens new ones on the next call, so the
+// store recovers by itself when PostgreSQL comes back. Open does not
+// connect; Ping or Migrate tell whether the server answers.
+//
+// # Schema
+//
+// Migrate applies the versioned migrations embedded under migrations/ with
+// goose, under a session-level advisory lock, so several replicas starting
+// at once migrate once and the others wait, then find nothing to do. The
+// lock key and goose's version table (activityd_schema_migrations) belong
+// to the current schema (the first of search_path), so independent
+// schemas in one database do not wait on each other.
+//
+// events is range-partitioned by month on recorded_at, with one partition
+// per calendar month (UTC) named events_pYYYYMM and a DEFAULT partition
+// that catches anything outside the monthly partitions. The status history
+// (event_status_history) is partitioned the same way, on the recorded_at
+// of its event, so a month of events and its history go together. Because
+// a partitioned table's primary key must include the partition key,
+// events' primary key is (recorded_at, id) (which is also the index for
+// listing all users by recorded_at); a separate, unpartitioned table
+// event_ids(id primary key, recorded_at) is what makes an id unique across
+// partitions: every create claims its id there with INSERT ... ON CONFLICT
+// DO NOTHING in the same statement that inserts the event, and Get, History
+// and SetStatus find an event's partition through it.
+//
+// # Partitions and retention
+//
+// EnsurePartitions(ctx, now) creates the partitions of now's month and the
+// next PartitionsAhead (3) months; Migrate calls it, and a long-running
+// service should call it periodically (daily is plenty). When the DEFAULT
+// partition already holds rows of a month being created (because no
+// partition existed in time), they are moved into the new partition.
+//
+// DropPartitionsBefore(ctx, cutoff) is retention: it drops every monthly
+// partition (events and history) that lies entirely before cutoff, and the
+// event_ids rows of the events it held, one month per transaction. Rows in
+// the DEFAULT partition are never dropped by it. Dropping a partition needs
+// a short exclusive lock on the parent tables; the call waits at most
+// lock_timeout=5s for it and fails otherwise (try again later).
+//
+// Tables activity_counts and activity_count_watermarks (per-window counts
+// and the last window computed) are created by the first migration for the
+// counting job; nothing in this package writes them yet.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/activityd/activityd/adapters/storage"
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+func init() {
+	open := func(ctx context.Context, url string, opts storage.Options) (ports.Store, error) {
+		return Open(ctx, url, opts)
+	}
+	storage.Register("postgres", open)
+	storage.Register("postgresql", open)
+}
+
+// Defaults for the zero fields of storage.Options.
+const (
+	DefaultMaxOpenConns     = 20
+	DefaultMaxIdleConns     = 20
+	DefaultConnMaxLifetime  = 30 * time.Minute
+	DefaultStatementTimeout = 5 * time.Second
+	DefaultConnectTimeout   = 3 * time.Second
+)
+
+// Store is the PostgreSQL store. It is safe for concurrent use.
+type Store struct {
+	db        *sqlx.DB
+	cfg       pq.Config // as used for the pool, for the migration connection
+	opTimeout time.Duration
+	stmts     stmtCache
+}
+
+var (
+	_ ports.Store      = (*Store)(nil)
+	_ ports.Maintainer = (*Store)(nil)
+)
+
+// Open prepares a pool for the PostgreSQL server url names. It does not
+// connect: Ping or Migrate do.
+func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: bad DATABASE_URL: %w", redact(err, url))
+	}
+	if cfg.Runtime == nil {
+		cfg.Runtime = map[string]string{}
+	}
+	connectTimeout := opts.ConnectTimeout
+	switch {
+	case connectTimeout > 0:
+		cfg.ConnectTimeout = connectTimeout
+	case cfg.ConnectTimeout > 0:
+		connectTimeout = cfg.ConnectTimeout
+	default:
+		connectTimeout = DefaultConnectTimeout
+		cfg.ConnectTimeout = connectTimeout
+	}
+	stmtTimeout := opts.StatementTimeout
+	if stmtTimeout <= 0 {
+		stmtTimeout = DefaultStatementTimeout
+		if v, ok := cfg.Runtime["statement_timeout"]; ok {
+			if ms, err := strconv.Atoi(v); err == nil { // PostgreSQL's unit: ms
+				stmtTimeout = time.Duration(ms) * time.Millisecond
+			} else if d, err := time.ParseDuration(strings.ReplaceAll(v, " ", "")); err == nil {
+				stmtTimeout = d
+			}
+		} else {
+			cfg.Runtime["statement_timeout"] = millis(stmtTimeout)
+		}
+	} else {
+		cfg.Runtime["statement_timeout"] = millis(stmtTimeout)
+	}
+	setDefault(cfg.Runtime, "TimeZone", "UTC", "timezone")
+	if cfg.ApplicationName == "" {
+		cfg.ApplicationName = "activityd"
+	}
+	cacheOff := false
+	for k, v := range cfg.Runtime {
+		if strings.EqualFold(k, "statement_cache") { // ours, not a server setting
+			delete(cfg.Runtime, k)
+			cacheOff = v == "off" || v == "false" || v == "0" || v == "no"
+		}
+	}
+	// One round trip per parameterised statement instead of two (parse,
+	// then bind/execute). Only bytea values are passed as []byte, and those
+	// mean the same in binary and in text.
+	cfg.BinaryParameters = true
+
+	conn, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	conn.Dialer(dialer{})
+	db := sql.OpenDB(conn)
+	maxOpen := cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns)
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(min(cmpOr(opts.MaxIdleConns, DefaultMaxIdleConns), maxOpen))
+	db.SetConnMaxLifetime(cmpOr(opts.ConnMaxLifetime, DefaultConnMaxLifetime))
+	opT := connectTimeout + stmtTimeout + time.Second
+	if stmtTimeout == 0 { // statement_timeout=0 in the URL: no limit
+		opT = 0
+	}
+	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT}
+	st.stmts.closed = cacheOff // a closed cache prepares nothing
+	return st, nil
+}
+
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+func setDefault(m map[string]string, key, value string, aliases ...string) {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			return
+		}
+		for _, a := range aliases {
+			if strings.EqualFold(k, a) {
+				return
+			}
+		}
+	}
+	m[key] = value
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// redact keeps a password in the URL out of an error message.
+func redact(err error, url string) error {
+	msg := err.Error()
+	if i := strings.Index(url, "://"); i >= 0 {
+		rest := url[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
+		}
+	}
+	return errors.New(msg)
+}
+
+// dialer is lib/pq's dialer with shorter TCP keep-alives, so a server that
+// disappears without closing its connections is noticed in about 25s
+// rather than minutes.
+type dialer struct{}
+
+func (dialer) netDialer(timeout time.Duration) *net.Dialer {
+	return &net.Dialer{
+		Timeout:         timeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
+}
+
+func (d dialer) Dial(network, address string) (net.Conn, error) {
+	return d.netDialer(0).Dial(network, address)
+}
+
+func (d dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	return d.netDialer(timeout).Dial(network, address)
+}
+
+func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return d.netDialer(0).DialContext(ctx, network, address)
+}
+
+// op bounds one call on the client side.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+// DB returns the underlying pool, for tools and tests.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Ping reports whether the server answers; an error matches
+// domain.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	// lib/pq's Ping is a round trip (an empty query), also on an idle
+	// connection.
+	if err := s.db.PingContext(ctx); err != nil {
+		return unavailable(wrap(err))
+	}
+	return nil
+}
+
+// unavailable makes sure a ping failure matches domain.ErrUnavailable even
+// when its cause was not classified as such (a ping that fails means the
+// storage is not usable).
+func unavailable(err error) error {
+	if errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
+
+// currentSchema names the schema unqualified tables are created in.
+func currentSchema(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (string, error) {
+	var schema sql.NullString
+	if err := q.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return "", wrap(err)
+	}
+	if !schema.Valid {
+		return "", errors.New("postgres: no schema of search_path exists; create it or fix search_path")
+	}
+	return schema.String, nil
+}
+
+// lockKey derives an advisory lock key for purpose in schema, so replicas
+// sharing a schema share the lock and other schemas are not held up.
+func lockKey(purpose, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("activityd:" + purpose + ":" + schema))
+	return int64(h.Sum64())
+}
