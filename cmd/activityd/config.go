@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/activityd/activityd/adapters/auth"
+	"github.com/activityd/activityd/domain"
+)
+
+// config is everything activityd reads from its environment (12-factor).
+// Each field's variable, default and effect are listed in README.md.
+type config struct {
+	HTTPAddr        string
+	DatabaseURL     string
+	LogFormat       string // text, json or "" (auto: text on a terminal)
+	LogLevel        string
+	AuthMode        string // token or none
+	BootstrapToken  string
+	Limits          domain.Limits
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+	Retention       time.Duration // 0: keep everything
+
+	JWTSecret   string
+	JWTJWKSURL  string
+	JWTIssuer   string
+	JWTAudience string
+	JWTLeeway   time.Duration
+
+	DBMaxOpenConns     int
+	DBMaxIdleConns     int
+	DBConnMaxLifetime  time.Duration
+	DBStatementTimeout time.Duration
+	DBConnectTimeout   time.Duration
+}
+
+// env reads variables, remembering the first bad one so that a config is
+// read in one straight pass and reported in one message.
+type env struct {
+	get func(string) string
+	err error
+}
+
+// first returns the value of the first of names that is set, and its name.
+func (e *env) first(names ...string) (string, string) {
+	for _, n := range names {
+		if v := strings.TrimSpace(e.get(n)); v != "" {
+			return v, n
+		}
+	}
+	return "", names[0]
+}
+
+func (e *env) fail(name, value, why string) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%s=%q: %s", name, value, why)
+	}
+}
+
+func (e *env) str(def string, names ...string) string {
+	v, _ := e.first(names...)
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func (e *env) duration(def time.Duration, name string) time.Duration {
+	v, _ := e.first(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(name, v, "must be a non-negative duration such as 500ms, 30s or 5m")
+		return def
+	}
+	return d
+}
+
+// days is duration that also accepts a whole number of days ("90d"), the
+// unit retention is usually thought in.
+func (e *env) days(def time.Duration, name string) time.Duration {
+	v, _ := e.first(name)
+	if n, ok := strings.CutSuffix(v, "d"); ok && v != "" {
+		d, err := strconv.Atoi(n)
+		if err != nil || d < 0 || d > 100000 {
+			e.fail(name, v, "must be a whole number of days such as 90d, or a duration such as 2160h")
+			return def
+		}
+		return time.Duration(d) * 24 * time.Hour
+	}
+	return e.duration(def, name)
+}
+
+func (e *env) integer(def int64, min, max int64, name string) int64 {
+	v, _ := e.first(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		e.fail(name, v, fmt.Sprintf("must be an integer from %d to %d", min, max))
+		return def
+	}
+	return n
+}
+
+func (e *env) oneOf(def string, allowed []string, name string) string {
+	v, _ := e.first(name)
+	if v == "" {
+		return def
+	}
+	v = strings.ToLower(v)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	e.fail(name, v, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+// loadConfig reads the configuration through getenv (os.Getenv in main).
+// A bad value is an error naming the variable.
+func loadConfig(getenv func(string) string) (config, error) {
+	e := &env{get: getenv}
+	c := config{
+		DatabaseURL:     e.str("sqlite:./data/activity.db", "DATABASE_URL", "DB_URL"),
+		LogFormat:       e.oneOf("", []string{"text", "json"}, "LOG_FORMAT"),
+		LogLevel:        e.oneOf("info", []string{"debug", "info", "warn", "error"}, "LOG_LEVEL"),
+		AuthMode:        e.oneOf("token", []string{"token", "none"}, "AUTH_MODE"),
+		BootstrapToken:  e.str("", "BOOTSTRAP_ADMIN_TOKEN"),
+		MaxBodyBytes:    e.integer(1<<20, 1024, 1<<30, "MAX_BODY_BYTES"),
+		ShutdownTimeout: e.duration(15*time.Second, "SHUTDOWN_TIMEOUT"),
+		Retention:       e.days(0, "RETENTION"),
+
+		JWTSecret:   e.str("", "JWT_SECRET"),
+		JWTJWKSURL:  e.str("", "JWT_JWKS_URL"),
+		JWTIssuer:   e.str("", "JWT_ISSUER"),
+		JWTAudience: e.str("", "JWT_AUDIENCE"),
+		JWTLeeway:   e.duration(30*time.Second, "JWT_LEEWAY"),
+
+		DBMaxOpenConns:     int(e.integer(0, 0, 10000, "DB_MAX_OPEN_CONNS")),
+		DBMaxIdleConns:     int(e.integer(0, 0, 10000, "DB_MAX_IDLE_CONNS")),
+		DBConnMaxLifetime:  e.duration(0, "DB_CONN_MAX_LIFETIME"),
+		DBStatementTimeout: e.duration(0, "DB_STATEMENT_TIMEOUT"),
+		DBConnectTimeout:   e.duration(0, "DB_CONNECT_TIMEOUT"),
+	}
+
+	addr, name := e.first("HTTP_ADDR", "HTTP_PORT")
+	switch {
+	case addr == "":
+		c.HTTPAddr = ":8080"
+	case name == "HTTP_PORT" || !strings.Contains(addr, ":"):
+		if p, err := strconv.Atoi(addr); err != nil || p < 0 || p > 65535 {
+			e.fail(name, addr, "must be a port number (HTTP_PORT) or host:port (HTTP_ADDR)")
+		}
+		c.HTTPAddr = ":" + addr
+	default:
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			e.fail(name, addr, "must be host:port, e.g. :8080 or 127.0.0.1:8080")
+		}
+		c.HTTPAddr = addr
+	}
+
+	c.Limits = domain.DefaultLimits()
+	if v, _ := e.first("ACTIONS"); v != "" {
+		if v == "*" {
+			c.Limits.Actions = domain.AnyAction()
+		} else {
+			voc, err := domain.NewVocabulary(strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })...)
+			if err != nil {
+				e.fail("ACTIONS", v, err.Error())
+			}
+			c.Limits.Actions = voc
+		}
+	}
+	c.Limits.MaxClockSkew = e.duration(c.Limits.MaxClockSkew, "MAX_CLOCK_SKEW")
+	c.Limits.MaxMetadataBytes = int(e.integer(int64(c.Limits.MaxMetadataBytes), 2, 1<<20, "MAX_METADATA_BYTES"))
+	if int64(c.Limits.MaxMetadataBytes) > c.MaxBodyBytes {
+		e.fail("MAX_METADATA_BYTES", strconv.Itoa(c.Limits.MaxMetadataBytes), "must not exceed MAX_BODY_BYTES")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretLen {
+		e.fail("JWT_SECRET", "(hidden)", fmt.Sprintf("must be at least %d bytes for HS256 (RFC 7518)", auth.MinSecretLen))
+	}
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			e.fail("JWT_JWKS_URL", c.JWTJWKSURL, "must be an http(s) URL")
+		}
+	}
+	return c, e.err
+}
+
+// checkLoopback refuses AUTH_MODE=none on anything but a loopback address:
+// an unauthenticated API must never be reachable from another machine.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("AUTH_MODE=none refuses to listen on %q: set HTTP_ADDR to a loopback address such as 127.0.0.1:8080", addr)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8080" || c.DatabaseURL != "sqlite:./data/activity.db" || c.AuthMode != "token" ||
+		c.MaxBodyBytes != 1<<20 || c.Limits.MaxMetadataBytes != 16<<10 || c.Limits.MaxClockSkew != 5*time.Minute ||
+		c.Limits.Actions.Any() || c.LogLevel != "info" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		check func(config) bool
+	}{
+		{"HTTP_PORT accepted", map[string]string{"HTTP_PORT": "9090"}, func(c config) bool { return c.HTTPAddr == ":9090" }},
+		{"HTTP_ADDR wins over HTTP_PORT", map[string]string{"HTTP_ADDR": "127.0.0.1:7000", "HTTP_PORT": "9090"}, func(c config) bool { return c.HTTPAddr == "127.0.0.1:7000" }},
+		{"DB_URL accepted", map[string]string{"DB_URL": "memory:"}, func(c config) bool { return c.DatabaseURL == "memory:" }},
+		{"DATABASE_URL wins", map[string]string{"DATABASE_URL": "sqlite:x.db", "DB_URL": "memory:"}, func(c config) bool { return c.DatabaseURL == "sqlite:x.db" }},
+		{"ACTIONS=*", map[string]string{"ACTIONS": "*"}, func(c config) bool { return c.Limits.Actions.Any() }},
+		{"ACTIONS list normalised", map[string]string{"ACTIONS": "Login, checkout"}, func(c config) bool {
+			a := c.Limits.Actions.Actions()
+			return len(a) == 2 && a[0] == "checkout" && a[1] == "login"
+		}},
+		{"RETENTION days", map[string]string{"RETENTION": "90d"}, func(c config) bool { return c.Retention == 90*24*time.Hour }},
+		{"RETENTION duration", map[string]string{"RETENTION": "36h"}, func(c config) bool { return c.Retention == 36*time.Hour }},
+		{"AUTH_MODE none", map[string]string{"AUTH_MODE": "NONE"}, func(c config) bool { return c.AuthMode == "none" }},
+		{"limits", map[string]string{"MAX_CLOCK_SKEW": "1m", "MAX_METADATA_BYTES": "100", "MAX_BODY_BYTES": "2048"}, func(c config) bool {
+			return c.Limits.MaxClockSkew == time.Minute && c.Limits.MaxMetadataBytes == 100 && c.MaxBodyBytes == 2048
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"HTTP_PORT", "eighty"},
+		{"HTTP_PORT", "70000"},
+		{"HTTP_ADDR", "localhost:80:90"},
+		{"LOG_FORMAT", "xml"},
+		{"LOG_LEVEL", "loud"},
+		{"AUTH_MODE", "maybe"},
+		{"ACTIONS", "Bad Action!"},
+		{"MAX_CLOCK_SKEW", "soon"},
+		{"MAX_CLOCK_SKEW", "-1m"},
+		{"MAX_METADATA_BYTES", "1"},
+		{"MAX_METADATA_BYTES", "lots"},
+		{"MAX_BODY_BYTES", "12"},
+		{"SHUTDOWN_TIMEOUT", "10"},
+		{"DB_MAX_OPEN_CONNS", "-3"},
+		{"JWT_SECRET", "short"},
+		{"RETENTION", "ninety days"},
+		{"RETENTION", "-5d"},
+		{"JWT_JWKS_URL", "ftp://idp/keys"},
+		{"JWT_LEEWAY", "a bit"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := loadConfig(envOf(map[string]string{tc.name: tc.value}))
+			if err == nil || !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.name)
+			}
+		})
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "127.1.2.3:80": true,
+		":8080": false, "0.0.0.0:8080": false, "[::]:8080": false, "10.0.0.1:8080": false, "example.com:80": false,
+	} {
+		if err := checkLoopback(addr); (err == nil) != ok {
+			t.Errorf("checkLoopback(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}

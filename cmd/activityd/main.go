@@ -1,0 +1,149 @@
+// Command activityd records and serves user activity. It is the
+// composition root: the only place that knows the concrete adapters. It
+// reads its configuration from the environment, opens the store that
+// DATABASE_URL names, and runs one of its subcommands:
+//
+//	activityd [serve]      run the HTTP API (the default)
+//	activityd migrate      apply storage migrations and exit
+//	activityd token ...    create, list or revoke API tokens
+//	activityd version      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"github.com/mattn/go-isatty"
+
+	"github.com/activityd/activityd/adapters/storage"
+	_ "github.com/activityd/activityd/adapters/storage/memory"
+	_ "github.com/activityd/activityd/adapters/storage/postgres"
+	_ "github.com/activityd/activityd/adapters/storage/sqlite"
+	"github.com/activityd/activityd/ports"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: activityd [command]
+
+commands:
+  serve     run the HTTP API (default)
+  migrate   apply storage migrations and exit
+  token     manage API tokens: token create|list|revoke (see activityd token -h)
+  version   print the version
+
+Configuration comes from the environment; see README.md.
+`
+
+// run is main without the process: testable, and every exit path returns a
+// status code instead of calling os.Exit.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "activityd", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "serve", "migrate", "token":
+	default:
+		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "activityd: configuration: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+
+	switch cmd {
+	case "serve":
+		err = serve(ctx, cfg, log, stdout)
+	case "migrate":
+		err = migrate(ctx, cfg, log)
+	case "token":
+		err = tokenCmd(ctx, cfg, args, stdout, stderr)
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "activityd %s: %v\n", cmd, err)
+		return 2
+	default:
+		log.Error(cmd+" failed", "err", err)
+		return 1
+	}
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ error }
+
+// newLogger builds the slog logger LOG_FORMAT and LOG_LEVEL ask for: tint's
+// coloured text on a terminal, JSON otherwise.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openStore opens and migrates the store DATABASE_URL names.
+func openStore(ctx context.Context, cfg config) (ports.Store, error) {
+	st, err := storage.Open(ctx, cfg.DatabaseURL, storage.Options{
+		MaxOpenConns:     cfg.DBMaxOpenConns,
+		MaxIdleConns:     cfg.DBMaxIdleConns,
+		ConnMaxLifetime:  cfg.DBConnMaxLifetime,
+		StatementTimeout: cfg.DBStatementTimeout,
+		ConnectTimeout:   cfg.DBConnectTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open storage (DATABASE_URL): %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate storage: %w", err)
+	}
+	return st, nil
+}
+
+func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("storage migrated", "storage", redactURL(cfg.DatabaseURL))
+	return st.Close()
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/activityd/activityd/adapters/auth"
+	httpapi "github.com/activityd/activityd/adapters/http"
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/ports"
+)
+
+// serve runs the HTTP API until ctx is cancelled (SIGINT/SIGTERM), then
+// stops accepting connections, lets in-flight requests finish within
+// SHUTDOWN_TIMEOUT and closes the store.
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.AuthMode == "none" {
+		if err := checkLoopback(cfg.HTTPAddr); err != nil {
+			return usageError{err}
+		}
+		log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if m, ok := st.(ports.Maintainer); ok {
+		go maintain(ctx, m, cfg.Retention, log)
+	} else if cfg.Retention > 0 {
+		log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(cfg.DatabaseURL))
+	}
+
+	events := app.NewEvents(st, ports.SystemClock, cfg.Limits)
+	tokens := app.NewTokens(st, ports.SystemClock)
+	if cfg.AuthMode == "token" {
+		secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
+		if err != nil {
+			return err
+		}
+		if created && cfg.BootstrapToken == "" {
+			// Shown once, on standard output and never in a log line.
+			fmt.Fprintf(stdout, "\nactivityd: no API token existed, so an admin token was created.\n"+
+				"It is shown this once; keep it somewhere safe:\n\n    %s\n\n", secret)
+		}
+		if created {
+			log.Info("bootstrap admin token created")
+		}
+	}
+
+	var jwtAuth *auth.JWT
+	if cfg.JWTSecret != "" || cfg.JWTJWKSURL != "" {
+		jwtAuth, err = auth.NewJWT(ctx, auth.JWTConfig{
+			Secret:   []byte(cfg.JWTSecret),
+			JWKSURL:  cfg.JWTJWKSURL,
+			Issuer:   cfg.JWTIssuer,
+			Audience: cfg.JWTAudience,
+			Leeway:   cfg.JWTLeeway,
+			Logger:   log,
+		})
+		if err != nil {
+			return fmt.Errorf("JWT authentication: %w", err)
+		}
+		defer jwtAuth.Close()
+	}
+
+	handler := httpapi.NewServer(httpapi.Config{
+		Events:       events,
+		Auth:         auth.Chain(jwtAuth, tokens),
+		Storage:      st,
+		Logger:       log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		AuthDisabled: cfg.AuthMode == "none",
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("activityd listening", "addr", ln.Addr().String(), "storage", redactURL(cfg.DatabaseURL), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// redactURL hides a password in a storage URL before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// maintainEvery is how often the store's upkeep runs (partitions ahead,
+// retention). It is cheap when there is nothing to do.
+const maintainEvery = time.Hour
+
+// maintain runs the store's upkeep now and every maintainEvery until ctx
+// ends. Failures are logged and retried at the next tick: partitions are
+// made months ahead, so one missed run costs nothing.
+func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	for {
+		dropped, err := m.Maintain(ctx, time.Now(), retention)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("storage maintenance failed; retrying in an hour", "err", err)
+		case dropped > 0:
+			log.Info("retention dropped old data", "dropped", dropped, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
