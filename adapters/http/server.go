@@ -1,13 +1,16 @@
 // Package httpapi is the driving HTTP adapter of activityd: the canonical
-// /v1 JSON API (design.md §3) and the operational endpoints /healthz and
-// /readyz, on a chi router.
+// /v1 JSON API (design.md §3), the two predecessor systems' surfaces
+// (/api/event(s) and /api/logs, see compat.go and docs/compat.md) and the
+// operational endpoints /healthz and /readyz, on a chi router.
 //
-// Every handler decodes client input strictly (unknown fields, trailing
-// data, wrong JSON types and unknown query parameters are 400 naming the
-// field), calls one use case of package app with the request's principal,
-// and renders the outcome. Every error becomes an RFC 9457
-// application/problem+json document through one mapping function
-// (Server.problemFor); no input produces a 500 or a stack trace.
+// Every handler decodes client input strictly (on /v1, unknown fields,
+// trailing data, wrong JSON types and unknown query parameters are 400
+// naming the field; the predecessors' surfaces ignore unknown members and
+// parameters, as their predecessors did), calls one use case of package
+// app with the request's principal, and renders the outcome. Every error
+// becomes an RFC 9457 application/problem+json document through one
+// mapping function (Server.problemFor); no input produces a 500 or a stack
+// trace.
 package httpapi
 
 import (
@@ -131,6 +134,8 @@ func (s *Server) routes() {
 		r.Patch("/v1/events/{id}", s.patchEvent)
 		r.Get("/v1/users/{user_id}/events", s.listUserEvents)
 	})
+
+	s.compatRoutes(m) // the predecessors' surfaces, over the same use cases (compat.go)
 }
 
 // healthz reports that the process is alive; it checks nothing else.
