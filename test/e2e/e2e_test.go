@@ -148,6 +148,19 @@ type response struct {
 
 func call(t *testing.T, method, url, token, body string) response {
 	t.Helper()
+	if token != "" {
+		token = "Token " + token
+	}
+	return do(t, method, url, token, body)
+}
+
+func callBearer(t *testing.T, method, url, token, body string) response {
+	t.Helper()
+	return do(t, method, url, "Bearer "+token, body)
+}
+
+func do(t *testing.T, method, url, authorization, body string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -159,8 +172,8 @@ func call(t *testing.T, method, url, token, body string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Token "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
