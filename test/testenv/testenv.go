@@ -1,6 +1,7 @@
 // Package testenv gives tests the real services they need: a fresh
-// PostgreSQL schema per test, from TEST_DATABASE_URL (default: the local
-// server). A test that needs a service skips when it is unreachable, and
+// PostgreSQL schema per test, from TEST_DATABASE_URL, and a Redis key
+// prefix per test, from TEST_REDIS_URL, or a private redis-server to stop
+// and restart (defaults: the local servers). A test that needs a service skips when it is unreachable, and
 // fails where the CI variable is set, so CI can never go green by skipping.
 package testenv
 
