@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -19,11 +20,16 @@ type Events struct {
 	store  ports.Events
 	clock  ports.Clock
 	limits domain.Limits
+	cache  *readCache // nil: reads are not cached
 }
 
 // NewEvents returns the event use cases over store.
-func NewEvents(store ports.Events, clock ports.Clock, limits domain.Limits) *Events {
-	return &Events{store: store, clock: clock, limits: limits}
+func NewEvents(store ports.Events, clock ports.Clock, limits domain.Limits, opts ...Option) *Events {
+	s := &Events{store: store, clock: clock, limits: limits}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Limits returns the input limits in force.
@@ -43,6 +49,7 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 		return domain.Event{}, false, fmt.Errorf("record event: %w", err)
 	}
 	if created {
+		s.invalidate(ctx, stored.UserID)
 		return stored, true, nil
 	}
 	if !domain.SameContent(stored, e, in.OccurredAt != "") {
@@ -127,17 +134,22 @@ func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []doma
 	if err != nil {
 		return nil, fmt.Errorf("record batch: %w", err)
 	}
+	var users []int64
 	for k, r := range results {
 		i := at[k]
 		switch {
 		case r.Created:
 			items[i] = BatchItem{Event: r.Event, Created: true}
+			if !slices.Contains(users, r.Event.UserID) {
+				users = append(users, r.Event.UserID)
+			}
 		case domain.SameContent(r.Event, valid[k], ins[i].OccurredAt != ""):
 			items[i] = BatchItem{Event: r.Event}
 		default:
 			items[i].Err = fmt.Errorf("%w: %s", domain.ErrIDConflict, valid[k].ID)
 		}
 	}
+	s.invalidate(ctx, users...)
 	return items, nil
 }
 
@@ -203,13 +215,45 @@ func (s *Events) List(ctx context.Context, p domain.Principal, q domain.Query) (
 }
 
 // ListFiltered returns one page for a filter already validated and
-// authorised by Filter (the predecessors' surfaces build theirs this way).
+// authorised by Filter, straight from storage.
 func (s *Events) ListFiltered(ctx context.Context, f domain.Filter) (domain.Page, error) {
 	page, err := s.store.List(ctx, f)
 	if err != nil {
 		return domain.Page{}, fmt.Errorf("list events: %w", err)
 	}
 	return page, nil
+}
+
+// ListView returns one page for a filter already validated and authorised
+// by Filter, rendered by v, through the read cache when one is configured.
+// Authorisation happens before the cache is consulted, and the cache key
+// holds the filter's user, so a cached answer never crosses principals.
+func (s *Events) ListView(ctx context.Context, f domain.Filter, v View) ([]byte, CacheResult, error) {
+	load := func(ctx context.Context) (domain.Page, error) { return s.ListFiltered(ctx, f) }
+	if s.cache == nil {
+		page, err := load(ctx)
+		if err != nil {
+			return nil, CacheBypass, err
+		}
+		b, err := v.Render(page)
+		return b, CacheBypass, err
+	}
+	return s.cache.list(ctx, f, v, load)
+}
+
+// invalidate tells the read cache that users' events changed.
+func (s *Events) invalidate(ctx context.Context, users ...int64) {
+	if s.cache != nil && len(users) > 0 {
+		s.cache.invalidate(ctx, users...)
+	}
+}
+
+// InvalidateAll drops every cached read, for changes that touch many users
+// at once (retention dropping old data).
+func (s *Events) InvalidateAll(ctx context.Context) {
+	if s.cache != nil {
+		s.cache.bump(ctx, genEpoch)
+	}
 }
 
 // Transition moves event id to status to on behalf of p. A move the
@@ -234,6 +278,7 @@ func (s *Events) Transition(ctx context.Context, p domain.Principal, id, to stri
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("transition event %s: %w", e.ID, err)
 	}
+	s.invalidate(ctx, updated.UserID)
 	return updated, nil
 }
 

@@ -207,14 +207,19 @@ func (s *Server) trackingList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	page, err := s.events.ListFiltered(r.Context(), f)
+	b, res, err := s.events.ListView(r.Context(), f, trackingView)
 	if err != nil {
 		s.trackingFail(w, r, err)
 		return
 	}
-	out := make([]trackingEventJSON, len(page.Events)) // [] when empty, never null
+	s.writeList(w, b, res)
+}
+
+// trackingView renders GET /api/events: a bare array, [] when empty.
+var trackingView = view("tracking", func(page domain.Page) []trackingEventJSON {
+	out := make([]trackingEventJSON, len(page.Events))
 	for i, e := range page.Events {
 		out[i] = renderTrackingEvent(e)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
-}
+	return out
+})

@@ -215,17 +215,22 @@ func (s *Server) logsList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	page, err := s.events.ListFiltered(r.Context(), f)
+	b, res, err := s.events.ListView(r.Context(), f, logsView)
 	if err != nil {
 		s.logsFail(w, r, err)
 		return
 	}
-	out := make([]logJSON, len(page.Events)) // [] when empty, never null
+	s.writeList(w, b, res)
+}
+
+// logsView renders GET /api/logs/{user_id}: a bare array, [] when empty.
+var logsView = view("logs", func(page domain.Page) []logJSON {
+	out := make([]logJSON, len(page.Events))
 	for i, e := range page.Events {
 		out[i] = renderLog(e)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
-}
+	return out
+})
 
 // logsParam picks a parameter sent under either of two names (start or
 // from, end or to) and returns the name it was sent under.

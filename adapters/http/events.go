@@ -261,13 +261,21 @@ func (s *Server) listUserEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
-	page, err := s.events.List(r.Context(), principalFrom(r.Context()), q)
+	f, err := s.events.Filter(principalFrom(r.Context()), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, renderPage(page))
+	b, res, err := s.events.ListView(r.Context(), f, v1View)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeList(w, b, res)
 }
+
+// v1View renders /v1 listings.
+var v1View = view("v1", renderPage)
 
 // getEvent is GET /v1/events/{id}.
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -199,6 +200,23 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, c
 		s.log.ErrorContext(r.Context(), "encode response", "method", r.Method, "path", r.URL.Path, "err", err)
 		b, status, contentType = internalProblem, http.StatusInternalServerError, "application/problem+json"
 	}
+	writeRaw(w, status, contentType, b)
+}
+
+// writeList answers a list read with the bytes a view rendered (perhaps
+// from the cache), saying how it was served.
+func (s *Server) writeList(w http.ResponseWriter, b []byte, res app.CacheResult) {
+	w.Header().Set("X-Cache", string(res))
+	writeRaw(w, http.StatusOK, "application/json", b)
+}
+
+// view makes an app.View whose bytes are the JSON encoding of render's
+// result, exactly as writeJSON would have written it.
+func view[T any](name string, render func(domain.Page) T) app.View {
+	return app.View{Name: name, Render: func(p domain.Page) ([]byte, error) { return encode(render(p)) }}
+}
+
+func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(b)))

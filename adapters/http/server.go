@@ -41,9 +41,12 @@ type Pinger interface {
 
 // Config is what the HTTP adapter needs.
 type Config struct {
-	Events       *app.Events
-	Auth         Authenticator
-	Storage      Pinger       // nil: /readyz does not check storage
+	Events  *app.Events
+	Auth    Authenticator
+	Storage Pinger // nil: /readyz does not check storage
+	// Cache, when set, is reported by /readyz ("cache":"ok"|"unavailable")
+	// without affecting readiness: reads bypass a failing cache.
+	Cache        Pinger
 	Logger       *slog.Logger // nil → discard
 	MaxBodyBytes int64        // 0 → 1 MiB
 	// AuthDisabled (AUTH_MODE=none) makes every request act as the
@@ -70,6 +73,7 @@ type Server struct {
 	events  *app.Events
 	auth    Authenticator
 	storage Pinger
+	cache   Pinger
 	log     *slog.Logger
 	maxBody int64
 	noAuth  bool
@@ -90,6 +94,7 @@ func NewServer(cfg Config) *Server {
 		events:  cfg.Events,
 		auth:    cfg.Auth,
 		storage: cfg.Storage,
+		cache:   cfg.Cache,
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBodyBytes,
 		noAuth:  cfg.AuthDisabled,
@@ -146,33 +151,41 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz reports whether this replica can serve: storage must answer a
 // ping within readyTimeout.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.storage == nil {
-		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready", "storage": "unchecked"})
-		return
+	body := map[string]string{"status": "ready", "storage": "unchecked"}
+	if s.cache != nil {
+		body["cache"] = "ok"
+		if err := ping(r.Context(), s.cache); err != nil {
+			s.log.WarnContext(r.Context(), "cache unreachable; reads bypass it", "err", err)
+			body["cache"] = "unavailable"
+		}
 	}
-	if err := s.ping(r.Context()); err != nil {
-		s.log.WarnContext(r.Context(), "readiness check failed", "check", "storage", "err", err)
-		p := newProblem(http.StatusServiceUnavailable, slugUnavailable, "not ready: storage is unreachable")
-		s.writeProblem(w, r, readyProblem{problem: p, Storage: "unavailable"}, p.Status)
-		return
+	if s.storage != nil {
+		body["storage"] = "ok"
+		if err := ping(r.Context(), s.storage); err != nil {
+			s.log.WarnContext(r.Context(), "readiness check failed", "check", "storage", "err", err)
+			p := newProblem(http.StatusServiceUnavailable, slugUnavailable, "not ready: storage is unreachable")
+			s.writeProblem(w, r, readyProblem{problem: p, Storage: "unavailable", Cache: body["cache"]}, p.Status)
+			return
+		}
 	}
-	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready", "storage": "ok"})
+	s.writeJSON(w, r, http.StatusOK, body)
 }
 
 // readyProblem is the 503 of /readyz: a problem document that also names
-// the failed check, in the same member as the 200 body.
+// the failed check, in the same members as the 200 body.
 type readyProblem struct {
 	problem
 	Storage string `json:"storage"`
+	Cache   string `json:"cache,omitempty"`
 }
 
-// ping asks storage whether it is reachable, giving up after readyTimeout
-// even if the Pinger ignores its context.
-func (s *Server) ping(ctx context.Context) error {
+// ping asks p whether it is reachable, giving up after readyTimeout even
+// if the Pinger ignores its context.
+func ping(ctx context.Context, p Pinger) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- s.storage.Ping(ctx) }()
+	go func() { done <- p.Ping(ctx) }()
 	select {
 	case err := <-done:
 		return err

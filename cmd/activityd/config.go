@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/activityd/activityd/adapters/auth"
+	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -25,6 +26,12 @@ type config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
+
+	RedisURL        string
+	CacheTTL        time.Duration // 0: no caching
+	CacheTimeout    time.Duration // per Redis call
+	CacheMaxEntries int           // in-process cache bound
+	CachePrefix     string        // Redis key prefix
 
 	JWTSecret   string
 	JWTJWKSURL  string
@@ -140,6 +147,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout: e.duration(15*time.Second, "SHUTDOWN_TIMEOUT"),
 		Retention:       e.days(0, "RETENTION"),
 
+		RedisURL:        e.str("", "REDIS_URL"),
+		CacheTTL:        e.duration(60*time.Second, "CACHE_TTL"),
+		CacheTimeout:    e.duration(50*time.Millisecond, "CACHE_TIMEOUT"),
+		CacheMaxEntries: int(e.integer(10000, 1, 10_000_000, "CACHE_MAX_ENTRIES")),
+		CachePrefix:     e.str("activityd:", "CACHE_PREFIX"),
+
 		JWTSecret:   e.str("", "JWT_SECRET"),
 		JWTJWKSURL:  e.str("", "JWT_JWKS_URL"),
 		JWTIssuer:   e.str("", "JWT_ISSUER"),
@@ -185,6 +198,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Limits.MaxMetadataBytes = int(e.integer(int64(c.Limits.MaxMetadataBytes), 2, 1<<20, "MAX_METADATA_BYTES"))
 	if int64(c.Limits.MaxMetadataBytes) > c.MaxBodyBytes {
 		e.fail("MAX_METADATA_BYTES", strconv.Itoa(c.Limits.MaxMetadataBytes), "must not exceed MAX_BODY_BYTES")
+	}
+	if c.CacheTTL > 12*time.Hour {
+		e.fail("CACHE_TTL", c.CacheTTL.String(), "must be at most 12h")
+	}
+	if c.RedisURL != "" {
+		if _, err := rediscache.ParseURL(c.RedisURL); err != nil {
+			e.fail("REDIS_URL", redactURL(c.RedisURL), err.Error())
+		}
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < auth.MinSecretLen {
 		e.fail("JWT_SECRET", "(hidden)", fmt.Sprintf("must be at least %d bytes for HS256 (RFC 7518)", auth.MinSecretLen))

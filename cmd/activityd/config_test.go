@@ -39,6 +39,11 @@ func TestLoadConfigValues(t *testing.T) {
 		}},
 		{"RETENTION days", map[string]string{"RETENTION": "90d"}, func(c config) bool { return c.Retention == 90*24*time.Hour }},
 		{"RETENTION duration", map[string]string{"RETENTION": "36h"}, func(c config) bool { return c.Retention == 36*time.Hour }},
+		{"cache defaults", nil, func(c config) bool {
+			return c.CacheTTL == time.Minute && c.RedisURL == "" && c.CacheTimeout == 50*time.Millisecond
+		}},
+		{"CACHE_TTL=0 disables", map[string]string{"CACHE_TTL": "0"}, func(c config) bool { return c.CacheTTL == 0 }},
+		{"REDIS_URL cluster", map[string]string{"REDIS_URL": "redis://h1:6379,h2:6379"}, func(c config) bool { return c.RedisURL != "" }},
 		{"AUTH_MODE none", map[string]string{"AUTH_MODE": "NONE"}, func(c config) bool { return c.AuthMode == "none" }},
 		{"limits", map[string]string{"MAX_CLOCK_SKEW": "1m", "MAX_METADATA_BYTES": "100", "MAX_BODY_BYTES": "2048"}, func(c config) bool {
 			return c.Limits.MaxClockSkew == time.Minute && c.Limits.MaxMetadataBytes == 100 && c.MaxBodyBytes == 2048
@@ -74,6 +79,9 @@ func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"DB_MAX_OPEN_CONNS", "-3"},
 		{"JWT_SECRET", "short"},
 		{"RETENTION", "ninety days"},
+		{"CACHE_TTL", "13h"},
+		{"CACHE_TIMEOUT", "fast"},
+		{"REDIS_URL", "http://cache:6379"},
 		{"RETENTION", "-5d"},
 		{"JWT_JWKS_URL", "ftp://idp/keys"},
 		{"JWT_LEEWAY", "a bit"},

@@ -11,7 +11,11 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/activityd/activityd/adapters/auth"
+	memcache "github.com/activityd/activityd/adapters/cache/memory"
+	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	httpapi "github.com/activityd/activityd/adapters/http"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
@@ -33,13 +37,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer st.Close()
 
-	if m, ok := st.(ports.Maintainer); ok {
-		go maintain(ctx, m, cfg.Retention, log)
-	} else if cfg.Retention > 0 {
-		log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(cfg.DatabaseURL))
+	redis.SetLogger(redisLog{log})
+	cache, closeCache, err := openCache(cfg)
+	if err != nil {
+		return err
 	}
-
-	events := app.NewEvents(st, ports.SystemClock, cfg.Limits)
+	defer closeCache()
+	var opts []app.Option
+	if cache != nil {
+		opts = append(opts, app.WithCache(app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}))
+	}
+	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
 	tokens := app.NewTokens(st, ports.SystemClock)
 	if cfg.AuthMode == "token" {
 		secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
@@ -54,6 +62,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		if created {
 			log.Info("bootstrap admin token created")
 		}
+	}
+
+	if m, ok := st.(ports.Maintainer); ok {
+		go maintain(ctx, m, cfg.Retention, events, log)
+	} else if cfg.Retention > 0 {
+		log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(cfg.DatabaseURL))
 	}
 
 	var jwtAuth *auth.JWT
@@ -76,6 +90,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Events:       events,
 		Auth:         auth.Chain(jwtAuth, tokens),
 		Storage:      st,
+		Cache:        cachePinger(cache),
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		AuthDisabled: cfg.AuthMode == "none",
@@ -130,7 +145,7 @@ const maintainEvery = time.Hour
 // maintain runs the store's upkeep now and every maintainEvery until ctx
 // ends. Failures are logged and retried at the next tick: partitions are
 // made months ahead, so one missed run costs nothing.
-func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, log *slog.Logger) {
+func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, events *app.Events, log *slog.Logger) {
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
 	for {
@@ -139,6 +154,7 @@ func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, 
 		case err != nil && ctx.Err() == nil:
 			log.Warn("storage maintenance failed; retrying in an hour", "err", err)
 		case dropped > 0:
+			events.InvalidateAll(ctx)
 			log.Info("retention dropped old data", "dropped", dropped, "retention", retention)
 		}
 		select {
@@ -147,4 +163,38 @@ func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, 
 		case <-t.C:
 		}
 	}
+}
+
+// openCache returns the read cache the configuration asks for: Redis when
+// REDIS_URL is set, else in-process; nil when CACHE_TTL=0.
+func openCache(cfg config) (ports.Cache, func(), error) {
+	if cfg.CacheTTL <= 0 {
+		return nil, func() {}, nil
+	}
+	if cfg.RedisURL == "" {
+		return memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries}), func() {}, nil
+	}
+	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// cachePinger returns the cache for /readyz to report, when it can be
+// pinged (Redis; the in-process cache cannot fail).
+func cachePinger(c ports.Cache) httpapi.Pinger {
+	if p, ok := c.(httpapi.Pinger); ok {
+		return p
+	}
+	return nil
+}
+
+// redisLog sends go-redis's own log lines (one per failed dial, a flood
+// during an outage) to slog at debug level; the cache reports outages
+// itself, rate-limited.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

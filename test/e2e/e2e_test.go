@@ -395,3 +395,39 @@ func TestPostgresRestart(t *testing.T) {
 		t.Fatalf("batch after restart: %s", r.Raw)
 	}
 }
+
+// TestCacheModes: with REDIS_URL the binary caches in Redis, without it in
+// process, and CACHE_TTL=0 turns caching off; /readyz reports Redis.
+func TestCacheModes(t *testing.T) {
+	redisURL, prefix := testenv.RedisURL(t)
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		reads string // X-Cache of two reads
+		ready string // the cache member of /readyz
+	}{
+		{"redis", []string{"REDIS_URL=" + redisURL, "CACHE_PREFIX=" + prefix}, "MISS HIT", "ok"},
+		{"in-process", nil, "MISS HIT", ""},
+		{"off", []string{"CACHE_TTL=0"}, "BYPASS BYPASS", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := append([]string{"DATABASE_URL=memory:", "BOOTSTRAP_ADMIN_TOKEN=cache-admin-token-0123456789abcdef"}, tc.env...)
+			p := start(t, t.TempDir(), env...)
+			const admin = "cache-admin-token-0123456789abcdef"
+			want(t, call(t, "POST", p.base+"/v1/events", admin, `{"user_id":5,"action":"login"}`), 201)
+			a := call(t, "GET", p.base+"/v1/users/5/events", admin, "")
+			b := call(t, "GET", p.base+"/v1/users/5/events", admin, "")
+			if got := a.Header.Get("X-Cache") + " " + b.Header.Get("X-Cache"); got != tc.reads || a.Raw != b.Raw {
+				t.Fatalf("X-Cache %q (same body %v), want %q", got, a.Raw == b.Raw, tc.reads)
+			}
+			want(t, call(t, "POST", p.base+"/v1/events", admin, `{"user_id":5,"action":"logout"}`), 201)
+			if r := call(t, "GET", p.base+"/v1/users/5/events", admin, ""); !strings.Contains(r.Raw, "logout") {
+				t.Fatalf("stale after a write: %s", r.Raw)
+			}
+			r := call(t, "GET", p.base+"/readyz", "", "")
+			if got, _ := r.Body["cache"].(string); got != tc.ready {
+				t.Fatalf("/readyz cache = %q, want %q: %s", got, tc.ready, r.Raw)
+			}
+		})
+	}
+}

@@ -1,0 +1,263 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+// CacheResult says how a read was served; adapters show it (X-Cache).
+type CacheResult string
+
+// How a read was served.
+const (
+	CacheHit    CacheResult = "HIT"    // from the cache
+	CacheMiss   CacheResult = "MISS"   // from storage, then cached
+	CacheBypass CacheResult = "BYPASS" // from storage: the cache is off or failing
+)
+
+// View renders a page of events the way one surface answers it. Caching
+// the rendered bytes lets a hit go to the wire without decoding anything;
+// Name keeps the surfaces' renderings apart in the cache.
+type View struct {
+	Name   string
+	Render func(domain.Page) ([]byte, error)
+}
+
+// CacheConfig turns on read-through caching of list reads.
+type CacheConfig struct {
+	Cache ports.Cache
+	TTL   time.Duration // > 0
+	// Logger receives cache failures, at most one warning per WarnEvery.
+	Logger    *slog.Logger
+	WarnEvery time.Duration // 0: one minute
+	// Observe, when set, is told how each read was served and of each cache
+	// error (op is "get", "set", "generations" or "bump"), for metrics.
+	Observe func(view string, r CacheResult)
+	OnError func(op string, err error)
+}
+
+// Option configures Events.
+type Option func(*Events)
+
+// WithCache caches list reads as cfg says. Without it, every read goes to
+// storage and reports CacheBypass.
+func WithCache(cfg CacheConfig) Option {
+	return func(s *Events) {
+		if cfg.Cache == nil || cfg.TTL <= 0 {
+			return
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = slog.New(slog.DiscardHandler)
+		}
+		if cfg.WarnEvery <= 0 {
+			cfg.WarnEvery = time.Minute
+		}
+		s.cache = &readCache{CacheConfig: cfg}
+	}
+}
+
+// readCache is read-through caching keyed by generations.
+//
+// Every cached value's key embeds generation counters read before the value
+// was loaded: the epoch (bumped when data of many users goes at once, e.g.
+// retention), and either the user's generation (a query bound to one user)
+// or the global one (a query across users). A write bumps its users' and
+// the global generation after it commits. A read that began before a write
+// stores what it loaded under the pre-write generations, which no read
+// after the bump asks for: a stale value can never be stored under a
+// current key.
+type readCache struct {
+	CacheConfig
+	flight    flight
+	lastWarn  atomic.Int64 // unix nanos of the last warning
+	distrustT atomic.Int64 // unix nanos until which reads bypass (a bump failed)
+}
+
+const (
+	genEpoch  = "gen:epoch"
+	genGlobal = "gen:all"
+)
+
+func genUser(id int64) string { return "gen:u:" + strconv.FormatInt(id, 10) }
+
+// list serves f rendered by v, from the cache when it can.
+func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func(context.Context) (domain.Page, error)) ([]byte, CacheResult, error) {
+	bypass := func() ([]byte, CacheResult, error) {
+		page, err := load(ctx)
+		if err != nil {
+			return nil, CacheBypass, err
+		}
+		b, err := v.Render(page)
+		c.observe(v.Name, CacheBypass)
+		return b, CacheBypass, err
+	}
+	if time.Now().UnixNano() < c.distrustT.Load() {
+		return bypass()
+	}
+	scope := genGlobal
+	if f.UserID != 0 {
+		scope = genUser(f.UserID)
+	}
+	gens, err := c.Cache.Generations(ctx, genEpoch, scope)
+	if err != nil {
+		c.fail("generations", err)
+		return bypass()
+	}
+	key := listKey(v.Name, f, gens)
+	if b, ok, err := c.Cache.Get(ctx, key); err != nil {
+		c.fail("get", err)
+		return bypass()
+	} else if ok {
+		c.observe(v.Name, CacheHit)
+		return b, CacheHit, nil
+	}
+	// Concurrent misses for one key share one load. The load runs detached
+	// from the first caller's cancellation so one impatient client cannot
+	// fail the others waiting on it.
+	res, err, _ := c.flight.Do(key, func() (any, error) {
+		page, err := load(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		b, err := v.Render(page)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Cache.Set(context.WithoutCancel(ctx), key, b, c.TTL); err != nil {
+			c.fail("set", err)
+		}
+		return b, nil
+	})
+	if err != nil {
+		return nil, CacheMiss, err
+	}
+	c.observe(v.Name, CacheMiss)
+	return res.([]byte), CacheMiss, nil
+}
+
+// invalidate bumps the generations of users (and the global one) after a
+// committed write. If the cache cannot be told, this replica stops trusting
+// it for one TTL, by which time every value it might have served stale has
+// expired.
+func (c *readCache) invalidate(ctx context.Context, users ...int64) {
+	keys := make([]string, 0, len(users)+1)
+	keys = append(keys, genGlobal)
+	for _, u := range users {
+		keys = append(keys, genUser(u))
+	}
+	c.bump(ctx, keys...)
+}
+
+func (c *readCache) bump(ctx context.Context, keys ...string) {
+	ctx = context.WithoutCancel(ctx) // the write committed; its invalidation must happen
+	err := c.Cache.Bump(ctx, keys...)
+	if err != nil {
+		err = c.Cache.Bump(ctx, keys...) // one retry: a blip must not cost a TTL of bypass
+	}
+	if err != nil {
+		c.distrustT.Store(time.Now().Add(c.TTL).UnixNano())
+		c.fail("bump", err)
+	}
+}
+
+func (c *readCache) observe(view string, r CacheResult) {
+	if c.Observe != nil {
+		c.Observe(view, r)
+	}
+}
+
+// fail reports a cache error: always to OnError, to the log at most once
+// per WarnEvery.
+func (c *readCache) fail(op string, err error) {
+	if c.OnError != nil {
+		c.OnError(op, err)
+	}
+	now := time.Now().UnixNano()
+	last := c.lastWarn.Load()
+	if now-last >= int64(c.WarnEvery) && c.lastWarn.CompareAndSwap(last, now) {
+		c.Logger.Warn("cache unavailable; reads go to storage", "op", op, "err", err,
+			"next_warning_in", c.WarnEvery)
+	}
+}
+
+// listKey is the cache key of a filter rendered by a view: the normalised
+// filter (so parameter order, defaults and casing make no distinct keys),
+// hashed, after the generations it was loaded under.
+func listKey(view string, f domain.Filter, gens []int64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "u=%d;s=%s;tf=%s;o=%s;l=%d;off=%d;a=", f.UserID, f.Status, f.TimeField, f.Order, f.Limit, f.Offset)
+	for _, a := range sortedActions(f.Actions) {
+		b.WriteString(string(a))
+		b.WriteByte(',')
+	}
+	if !f.From.IsZero() {
+		fmt.Fprintf(&b, ";from=%d", f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		fmt.Fprintf(&b, ";to=%d", f.To.UnixMicro())
+	}
+	if f.After != nil {
+		b.WriteString(";after=" + f.After.Encode())
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return fmt.Sprintf("list:%s:%d:%d:%s", view, gens[0], gens[1], hex.EncodeToString(sum[:16]))
+}
+
+func sortedActions(as []domain.Action) []domain.Action {
+	out := slices.Clone(as)
+	slices.Sort(out)
+	return out
+}
+
+// flight lets concurrent callers of one key share one execution of fn (the
+// idea of golang.org/x/sync/singleflight, in the few lines this package
+// needs, so the app ring keeps to the standard library).
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	done chan struct{}
+	val  any
+	err  error
+}
+
+// Do runs fn once for all callers that ask for key while it runs.
+func (f *flight) Do(key string, fn func() (any, error)) (any, error, bool) {
+	f.mu.Lock()
+	if c, ok := f.calls[key]; ok {
+		f.mu.Unlock()
+		<-c.done
+		return c.val, c.err, true
+	}
+	if f.calls == nil {
+		f.calls = map[string]*flightCall{}
+	}
+	// Waiters see this error if fn panics instead of returning.
+	c := &flightCall{done: make(chan struct{}), err: errors.New("shared load did not complete")}
+	f.calls[key] = c
+	f.mu.Unlock()
+
+	defer func() {
+		f.mu.Lock()
+		delete(f.calls, key)
+		f.mu.Unlock()
+		close(c.done)
+	}()
+	c.val, c.err = fn()
+	return c.val, c.err, false
+}
