@@ -55,18 +55,21 @@ type Option func(*Events)
 // WithCache caches list reads as cfg says. Without it, every read goes to
 // storage and reports CacheBypass.
 func WithCache(cfg CacheConfig) Option {
-	return func(s *Events) {
-		if cfg.Cache == nil || cfg.TTL <= 0 {
-			return
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = slog.New(slog.DiscardHandler)
-		}
-		if cfg.WarnEvery <= 0 {
-			cfg.WarnEvery = time.Minute
-		}
-		s.cache = &readCache{CacheConfig: cfg}
+	return func(s *Events) { s.cache = newReadCache(cfg) }
+}
+
+// newReadCache returns the cache cfg describes, nil for none.
+func newReadCache(cfg CacheConfig) *readCache {
+	if cfg.Cache == nil || cfg.TTL <= 0 {
+		return nil
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WarnEvery <= 0 {
+		cfg.WarnEvery = time.Minute
+	}
+	return &readCache{CacheConfig: cfg}
 }
 
 // readCache is read-through caching keyed by generations.
@@ -89,54 +92,65 @@ type readCache struct {
 const (
 	genEpoch  = "gen:epoch"
 	genGlobal = "gen:all"
+	genCounts = "gen:counts" // bumped whenever a counting window is written
 )
 
 func genUser(id int64) string { return "gen:u:" + strconv.FormatInt(id, 10) }
 
 // list serves f rendered by v, from the cache when it can.
 func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func(context.Context) (domain.Page, error)) ([]byte, CacheResult, error) {
-	bypass := func() ([]byte, CacheResult, error) {
-		page, err := load(ctx)
-		if err != nil {
-			return nil, CacheBypass, err
-		}
-		b, err := v.Render(page)
-		c.observe(v.Name, CacheBypass)
-		return b, CacheBypass, err
-	}
-	if time.Now().UnixNano() < c.distrustT.Load() {
-		return bypass()
-	}
 	scope := genGlobal
 	if f.UserID != 0 {
 		scope = genUser(f.UserID)
+	}
+	key := func(gens []int64) string { return listKey(v.Name, f, gens) }
+	render := func(ctx context.Context) ([]byte, error) {
+		page, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return v.Render(page)
+	}
+	return c.read(ctx, v.Name, scope, key, render)
+}
+
+// read is read-through caching of one rendered read: the value is stored
+// under key(generations of the epoch and of scope), and load renders it
+// from storage on a miss.
+func (c *readCache) read(ctx context.Context, view, scope string, key func(gens []int64) string, load func(context.Context) ([]byte, error)) ([]byte, CacheResult, error) {
+	bypass := func() ([]byte, CacheResult, error) {
+		b, err := load(ctx)
+		if err != nil {
+			return nil, CacheBypass, err
+		}
+		c.observe(view, CacheBypass)
+		return b, CacheBypass, nil
+	}
+	if time.Now().UnixNano() < c.distrustT.Load() {
+		return bypass()
 	}
 	gens, err := c.Cache.Generations(ctx, genEpoch, scope)
 	if err != nil {
 		c.fail("generations", err)
 		return bypass()
 	}
-	key := listKey(v.Name, f, gens)
-	if b, ok, err := c.Cache.Get(ctx, key); err != nil {
+	k := key(gens)
+	if b, ok, err := c.Cache.Get(ctx, k); err != nil {
 		c.fail("get", err)
 		return bypass()
 	} else if ok {
-		c.observe(v.Name, CacheHit)
+		c.observe(view, CacheHit)
 		return b, CacheHit, nil
 	}
 	// Concurrent misses for one key share one load. The load runs detached
 	// from the first caller's cancellation so one impatient client cannot
 	// fail the others waiting on it.
-	res, err, _ := c.flight.Do(key, func() (any, error) {
-		page, err := load(context.WithoutCancel(ctx))
+	res, err, _ := c.flight.Do(k, func() (any, error) {
+		b, err := load(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
-		b, err := v.Render(page)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Cache.Set(context.WithoutCancel(ctx), key, b, c.TTL); err != nil {
+		if err := c.Cache.Set(context.WithoutCancel(ctx), k, b, c.TTL); err != nil {
 			c.fail("set", err)
 		}
 		return b, nil
@@ -144,7 +158,7 @@ func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func
 	if err != nil {
 		return nil, CacheMiss, err
 	}
-	c.observe(v.Name, CacheMiss)
+	c.observe(view, CacheMiss)
 	return res.([]byte), CacheMiss, nil
 }
 

@@ -78,6 +78,29 @@ func FuzzDecodeCursor(f *testing.F) {
 	})
 }
 
+func FuzzDecodeCountCursor(f *testing.F) {
+	for _, c := range []domain.CountCursor{
+		{WindowStart: nowNorm, UserID: 42, Order: domain.Desc},
+		{WindowStart: time.Unix(0, 0), UserID: 1, Order: domain.Asc},
+	} {
+		f.Add(c.Encode())
+	}
+	f.Add("")
+	f.Add("YwA")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := domain.DecodeCountCursor(s)
+		if err != nil {
+			return
+		}
+		if (c.Order != domain.Desc && c.Order != domain.Asc) || c.UserID < 0 {
+			t.Fatalf("decoded %+v", c)
+		}
+		if stripped := strings.NewReplacer("\r", "", "\n", "").Replace(s); c.Encode() != stripped {
+			t.Fatalf("DecodeCountCursor(%q) re-encodes as %q", s, c.Encode())
+		}
+	})
+}
+
 func FuzzCanonicalObject(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"b":1,"a":2}`, `{"a":{"c":[1,{"e":null,"d":true}],"b":"x"}}`,

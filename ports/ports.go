@@ -1,5 +1,6 @@
 // Package ports declares the interfaces the activityd core needs from the
-// outside world (storage, clock). Adapters implement them; the app package
+// outside world (storage, cache, jobs, clock) and the one it offers to
+// jobs adapters (CountJob). Adapters implement them; the app package
 // depends only on them.
 package ports
 
@@ -62,10 +63,37 @@ type Tokens interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 
+// Counts stores the counting job's results: per window, per user and per
+// action, and the watermark (the window with the latest end computed so
+// far). Errors matching domain.ErrUnavailable mean the backing service
+// cannot serve now.
+type Counts interface {
+	// ComputeWindow counts the events whose recorded_at lies in
+	// [w.Start, w.End), per user and per action, in one aggregate query,
+	// and stores the result in place of any earlier result for a window
+	// with the same start, so computing a window twice leaves identical
+	// rows. In the same transaction it advances the watermark to w, unless
+	// the watermark already ends at or after w.End (it never goes back);
+	// at is recorded as the computation time. Concurrent computations of
+	// one window neither fail nor double count: they are serialised, and
+	// the last one's rows stand. Users without events in w get no rows.
+	// It returns how many users had events in w.
+	ComputeWindow(ctx context.Context, w domain.Window, at time.Time) (users int, err error)
+	// Watermark returns the computed window with the latest end, or the
+	// zero Window when none was ever computed.
+	Watermark(ctx context.Context) (domain.Window, error)
+	// ListCounts returns one page of the computed counts f selects: one
+	// item per (window, user), with the total and the per-action counts,
+	// ordered by (window start, user id) in f's order, continuing after
+	// f.After.
+	ListCounts(ctx context.Context, f domain.CountFilter) (domain.CountPage, error)
+}
+
 // Store is everything a storage adapter provides.
 type Store interface {
 	Events
 	Tokens
+	Counts
 	// Migrate brings the schema up to date; safe to call on every start and
 	// from several processes at once.
 	Migrate(ctx context.Context) error

@@ -1,15 +1,19 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/activityd/activityd/domain"
 )
 
 // Fuzz tests for every decoder of client input: event bodies, batch
-// bodies, status changes, query strings and path segments. Each asserts
+// bodies, status changes, query strings (of events and of counts) and path
+// segments. Each asserts
 // that no input produces a 5xx, that every error is a problem document
 // matching its status, that every success has the documented shape, and
 // that a rejected write leaves the store as it was.
@@ -167,6 +171,38 @@ func FuzzQuery(f *testing.F) {
 				checkAnswer(t, r)
 				if r.code < 400 {
 					r.list()
+				}
+			}
+		}
+	})
+}
+
+// FuzzCountsQuery: any query string on the count listings is a 200 or a
+// problem document, never a 500.
+func FuzzCountsQuery(f *testing.F) {
+	for _, q := range hostileQueries() {
+		if len(q) <= maxSeed {
+			f.Add(q)
+		}
+	}
+	for _, q := range []string{"", "user_id=1", "order=asc&limit=2", "from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00%2B01:00",
+		"cursor=YwEAAAAAAAAAAAAAAAAAAAAB"} {
+		f.Add(q)
+	}
+	fx := newCountFixture(f, memoryStore(nil), nil)
+	fx.recordAt(1, "login", w0)
+	fx.recordAt(2, "login", w0)
+	if _, err := fx.counts.Compute(context.Background(), domain.Window{Start: w0, End: w1}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		fx.t = t
+		for _, token := range []string{fx.u1, fx.admin} {
+			for _, path := range []string{"/v1/activity-counts?", "/v1/users/1/activity-counts?"} {
+				r := fx.do("GET", path+q, token, "")
+				checkAnswer(t, r)
+				if r.code < 400 {
+					r.counts()
 				}
 			}
 		}

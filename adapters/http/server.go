@@ -1,5 +1,6 @@
 // Package httpapi is the driving HTTP adapter of activityd: the canonical
-// /v1 JSON API (design.md §3), the two predecessor systems' surfaces
+// /v1 JSON API (design.md §3; events in events.go, activity counts in
+// counts.go), the two predecessor systems' surfaces
 // (/api/event(s) and /api/logs, see compat.go and docs/compat.md) and the
 // operational endpoints /healthz and /readyz, on a chi router.
 //
@@ -41,7 +42,9 @@ type Pinger interface {
 
 // Config is what the HTTP adapter needs.
 type Config struct {
-	Events  *app.Events
+	Events *app.Events
+	// Counts serves /v1/activity-counts; nil: those routes are not served.
+	Counts  *app.Counts
 	Auth    Authenticator
 	Storage Pinger // nil: /readyz does not check storage
 	// Cache, when set, is reported by /readyz ("cache":"ok"|"unavailable")
@@ -71,6 +74,7 @@ func anonymous() domain.Principal {
 // Server is the HTTP API. It implements http.Handler.
 type Server struct {
 	events  *app.Events
+	countUC *app.Counts
 	auth    Authenticator
 	storage Pinger
 	cache   Pinger
@@ -92,6 +96,7 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{
 		events:  cfg.Events,
+		countUC: cfg.Counts,
 		auth:    cfg.Auth,
 		storage: cfg.Storage,
 		cache:   cfg.Cache,
@@ -138,6 +143,11 @@ func (s *Server) routes() {
 		r.Get("/v1/events/{id}", s.getEvent)
 		r.Patch("/v1/events/{id}", s.patchEvent)
 		r.Get("/v1/users/{user_id}/events", s.listUserEvents)
+		if s.countUC != nil {
+			r.Get("/v1/activity-counts", s.listCounts)
+			r.Get("/v1/users/{user_id}/activity-counts", s.listUserCounts)
+			r.Post("/v1/activity-counts/runs", s.runCounts)
+		}
 	})
 
 	s.compatRoutes(m) // the predecessors' surfaces, over the same use cases (compat.go)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/activityd/activityd/adapters/auth"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
+	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -26,6 +30,12 @@ type config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
+
+	// CountSchedule is the counting schedule's cron spec (COUNT_SCHEDULE),
+	// evaluated in UTC; CountScheduleParsed is it parsed.
+	CountSchedule       string
+	CountScheduleParsed domain.Schedule
+	CountMaxCatchup     int // COUNT_MAX_CATCHUP
 
 	RedisURL        string
 	CacheTTL        time.Duration // 0: no caching
@@ -202,6 +212,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.CacheTTL > 12*time.Hour {
 		e.fail("CACHE_TTL", c.CacheTTL.String(), "must be at most 12h")
 	}
+	spec, specVar := e.first("COUNT_SCHEDULE", "CRON_TAB_COUNT_USERS_EVENT_TASK")
+	if spec == "" {
+		spec = DefaultCountSchedule
+	}
+	c.CountSchedule = spec
+	if sched, err := parseSchedule(spec); err != nil {
+		e.fail(specVar, spec, err.Error())
+	} else {
+		c.CountScheduleParsed = sched
+	}
+	c.CountMaxCatchup = int(e.integer(app.DefaultMaxCatchup, 1, 100_000, "COUNT_MAX_CATCHUP"))
 	if c.RedisURL != "" {
 		if _, err := rediscache.ParseURL(c.RedisURL); err != nil {
 			e.fail("REDIS_URL", redactURL(c.RedisURL), err.Error())
@@ -217,6 +238,37 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	return c, e.err
 }
+
+// DefaultCountSchedule is COUNT_SCHEDULE's default: every four hours, on
+// the hour (00:00, 04:00, ... UTC), as the predecessor's
+// CRON_TAB_COUNT_USERS_EVENT_TASK.
+const DefaultCountSchedule = "0 */4 * * *"
+
+// parseSchedule parses a counting schedule the way asynq's scheduler does
+// (robfig/cron's standard parser: five fields, or a descriptor such as
+// @hourly), so the scheduler and the counting policy agree on the ticks.
+// Schedules are evaluated in UTC: a CRON_TZ= or TZ= prefix is refused,
+// and so is @every, whose ticks depend on when it is asked rather than on
+// the clock, so windows would not line up from one run to the next.
+func parseSchedule(spec string) (domain.Schedule, error) {
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, errors.New("schedules are evaluated in UTC; remove the time zone prefix")
+	}
+	if strings.HasPrefix(spec, "@every") {
+		return nil, errors.New("@every is not aligned to the clock; use a cron expression such as \"0 * * * *\" or @hourly")
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("must be a cron expression of five fields (minute hour day-of-month month day-of-week) such as \"0 */4 * * *\", or a descriptor such as @hourly or @daily: %w", err)
+	}
+	return utcSchedule{s}, nil
+}
+
+// utcSchedule evaluates a cron schedule in UTC, whatever the time zone of
+// the time it is given.
+type utcSchedule struct{ s cron.Schedule }
+
+func (u utcSchedule) Next(t time.Time) time.Time { return u.s.Next(t.UTC()) }
 
 // checkLoopback refuses AUTH_MODE=none on anything but a loopback address:
 // an unauthenticated API must never be reachable from another machine.

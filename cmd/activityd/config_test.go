@@ -85,6 +85,15 @@ func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"RETENTION", "-5d"},
 		{"JWT_JWKS_URL", "ftp://idp/keys"},
 		{"JWT_LEEWAY", "a bit"},
+		{"COUNT_SCHEDULE", "every four hours"},
+		{"COUNT_SCHEDULE", "0 */4 * *"},
+		{"COUNT_SCHEDULE", "0 0 */4 * * *"}, // six fields: seconds are not accepted
+		{"COUNT_SCHEDULE", "61 * * * *"},
+		{"COUNT_SCHEDULE", "@every 1h"},
+		{"COUNT_SCHEDULE", "CRON_TZ=Europe/Paris 0 */4 * * *"},
+		{"CRON_TAB_COUNT_USERS_EVENT_TASK", "@sometimes"},
+		{"COUNT_MAX_CATCHUP", "0"},
+		{"COUNT_MAX_CATCHUP", "many"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := loadConfig(envOf(map[string]string{tc.name: tc.value}))
@@ -103,5 +112,46 @@ func TestCheckLoopback(t *testing.T) {
 		if err := checkLoopback(addr); (err == nil) != ok {
 			t.Errorf("checkLoopback(%q) = %v, want ok=%v", addr, err, ok)
 		}
+	}
+}
+
+func TestLoadConfigCountSchedule(t *testing.T) {
+	at := func(s string) time.Time {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			panic(err)
+		}
+		return t
+	}
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		spec     string
+		from     time.Time
+		wantNext time.Time
+	}{
+		{"default: every four hours, UTC", nil, "0 */4 * * *", at("2025-10-10T17:30:00Z"), at("2025-10-10T20:00:00Z")},
+		{"evaluated in UTC whatever the zone", nil, "0 */4 * * *", at("2025-10-10T17:30:00+02:00"), at("2025-10-10T16:00:00Z")},
+		{"COUNT_SCHEDULE", map[string]string{"COUNT_SCHEDULE": "*/15 * * * *"}, "*/15 * * * *", at("2025-10-10T17:31:00Z"), at("2025-10-10T17:45:00Z")},
+		{"the predecessor's variable", map[string]string{"CRON_TAB_COUNT_USERS_EVENT_TASK": "@hourly"}, "@hourly", at("2025-10-10T17:31:00Z"), at("2025-10-10T18:00:00Z")},
+		{"COUNT_SCHEDULE wins", map[string]string{"COUNT_SCHEDULE": "@daily", "CRON_TAB_COUNT_USERS_EVENT_TASK": "@hourly"}, "@daily", at("2025-10-10T17:31:00Z"), at("2025-10-11T00:00:00Z")},
+		{"weekdays", map[string]string{"COUNT_SCHEDULE": "0 0 * * MON-FRI"}, "0 0 * * MON-FRI", at("2025-10-10T17:31:00Z"), at("2025-10-13T00:00:00Z")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.CountSchedule != tc.spec || c.CountMaxCatchup != 42 {
+				t.Fatalf("CountSchedule %q, CountMaxCatchup %d", c.CountSchedule, c.CountMaxCatchup)
+			}
+			if got := c.CountScheduleParsed.Next(tc.from); !got.Equal(tc.wantNext) {
+				t.Fatalf("Next(%v) = %v, want %v", tc.from, got, tc.wantNext)
+			}
+		})
+	}
+	c, err := loadConfig(envOf(map[string]string{"COUNT_MAX_CATCHUP": "6"}))
+	if err != nil || c.CountMaxCatchup != 6 {
+		t.Fatalf("COUNT_MAX_CATCHUP=6: %d, %v", c.CountMaxCatchup, err)
 	}
 }

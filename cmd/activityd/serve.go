@@ -17,6 +17,7 @@ import (
 	memcache "github.com/activityd/activityd/adapters/cache/memory"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	httpapi "github.com/activityd/activityd/adapters/http"
+	"github.com/activityd/activityd/adapters/jobs/inprocess"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
 )
@@ -43,11 +44,41 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer closeCache()
-	var opts []app.Option
+	var (
+		opts     []app.Option
+		cacheCfg app.CacheConfig
+	)
 	if cache != nil {
-		opts = append(opts, app.WithCache(app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}))
+		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}
+		opts = append(opts, app.WithCache(cacheCfg))
 	}
 	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
+
+	// The counting job. Until the asynq scheduler and worker exist (design
+	// §5: with REDIS_URL they are to run it, and serve not), it runs in
+	// process whether or not REDIS_URL is set. Several replicas each
+	// running it compute the same windows: wasted work, never a wrong
+	// count (a window's computation is idempotent and serialised).
+	settle := countSettle(cfg)
+	jobs := inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: settle,
+		StopGrace: cfg.ShutdownTimeout, Logger: log})
+	counts := app.NewCounts(st, ports.SystemClock, app.CountsConfig{
+		Schedule:   cfg.CountScheduleParsed,
+		MaxCatchup: cfg.CountMaxCatchup,
+		Settle:     settle,
+		Jobs:       jobs,
+		Cache:      cacheCfg,
+	})
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		_ = jobs.Run(jobsCtx, counts)
+	}()
+	// Before the store closes (deferred above, so it runs after this).
+	defer func() { stopJobs(); <-jobsDone }()
+	log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
+		"runner", "in-process")
 	tokens := app.NewTokens(st, ports.SystemClock)
 	if cfg.AuthMode == "token" {
 		secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
@@ -88,6 +119,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 
 	handler := httpapi.NewServer(httpapi.Config{
 		Events:       events,
+		Counts:       counts,
 		Auth:         auth.Chain(jwtAuth, tokens),
 		Storage:      st,
 		Cache:        cachePinger(cache),
@@ -136,6 +168,14 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// countSettle is how long after a window closes it is counted: longer
+// than a write can take between stamping recorded_at and committing (the
+// store's connect and statement timeouts), so no late commit is missed.
+func countSettle(cfg config) time.Duration {
+	d := cfg.DBConnectTimeout + cfg.DBStatementTimeout + time.Second
+	return max(d, 15*time.Second)
 }
 
 // maintainEvery is how often the store's upkeep runs (partitions ahead,

@@ -2,8 +2,9 @@
 // pass, in the spirit of testing/fstest: an adapter's test calls Run with a
 // function that opens a fresh, empty, migrated store, and the suite checks
 // the behaviour ports.Store promises — round trips, idempotent creates,
-// filters, keyset paging, compare-and-set status changes, counting and
-// tokens — including under concurrency.
+// filters, keyset paging, compare-and-set status changes, counting (the
+// computed windows, their watermark and their listing) and tokens —
+// including under concurrency.
 //
 // The suite passes only normalised times (UTC, microseconds) and canonical
 // metadata, as the app does: a store does not validate its input.
@@ -52,6 +53,11 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"SetStatusCompareAndSet", testSetStatusCAS},
 		{"SetStatusStaleFrom", testSetStatusStale},
 		{"CountWindow", testCountWindow},
+		{"ComputeWindow", testComputeWindow},
+		{"ComputeWindowIdempotent", testComputeIdempotent},
+		{"ComputeWindowConcurrent", testComputeConcurrent},
+		{"CountWatermark", testCountWatermark},
+		{"ListCountsFiltersAndPaging", testListCounts},
 		{"Tokens", testTokens},
 		{"PingAndMigrateAgain", testPingMigrate},
 		{"PingAfterClose", testPingAfterClose},
@@ -1253,5 +1259,335 @@ func testPingAfterClose(t *testing.T, s ports.Store) {
 	}
 	if err := s.Ping(t.Context()); !errors.Is(err, domain.ErrUnavailable) {
 		t.Errorf("Ping after Close: err = %v, want ErrUnavailable", err)
+	}
+}
+
+// countFixture stores events in and around the window [start, end) and
+// returns the window and the counts it must hold.
+func countFixture(t *testing.T, s ports.Store) (domain.Window, []domain.UserCount) {
+	t.Helper()
+	w := domain.Window{Start: at(4 * time.Hour).Truncate(time.Hour), End: at(8 * time.Hour).Truncate(time.Hour)}
+	type ev struct {
+		user     int64
+		action   string
+		recorded time.Time
+	}
+	evs := []ev{
+		{1, "login", w.Start.Add(-time.Microsecond)}, // before: not counted
+		{1, "login", w.Start},                        // exactly at the start: counted
+		{1, "login", w.Start.Add(time.Hour)},
+		{1, "upload_file", w.End.Add(-time.Microsecond)}, // last instant: counted
+		{1, "logout", w.End},                             // exactly at the end: next window
+		{2, "viewed", w.Start.Add(time.Minute)},
+		{2, "viewed", w.Start.Add(time.Minute)},
+		{2, "deleted", w.Start.Add(3 * time.Hour)},
+		{3, "viewed", w.Start.Add(2 * time.Hour)},
+		{4, "login", w.End.Add(time.Hour)},    // user 4: outside only
+		{4, "login", w.Start.Add(-time.Hour)}, // user 4: outside only
+		{1 << 40, "created", w.Start.Add(30 * time.Minute)},
+	}
+	var es []domain.Event
+	for i, e := range evs {
+		// occurred_at inside the window for every event: counting is on recorded_at.
+		es = append(es, newEvent(t, e.user, e.action, e.recorded, w.Start.Add(time.Duration(i)*time.Second), ""))
+	}
+	mustCreateMany(t, s, es)
+	return w, []domain.UserCount{
+		{UserID: 1, Total: 3, ByAction: map[domain.Action]int64{"login": 2, "upload_file": 1}},
+		{UserID: 2, Total: 3, ByAction: map[domain.Action]int64{"viewed": 2, "deleted": 1}},
+		{UserID: 3, Total: 1, ByAction: map[domain.Action]int64{"viewed": 1}},
+		{UserID: 1 << 40, Total: 1, ByAction: map[domain.Action]int64{"created": 1}},
+	}
+}
+
+// allCounts lists every computed count of window start w (every window
+// when w is zero), oldest window first, users ascending.
+func allCounts(t *testing.T, s ports.Store, w time.Time) []domain.WindowCount {
+	t.Helper()
+	f := domain.CountFilter{Order: domain.Asc, Limit: domain.MaxLimit}
+	if !w.IsZero() {
+		f.From, f.To = w, w.Add(time.Microsecond)
+	}
+	page, err := s.ListCounts(t.Context(), f)
+	if err != nil {
+		t.Fatalf("ListCounts: %v", err)
+	}
+	if page.Next != nil {
+		t.Fatalf("ListCounts: more than %d counts", domain.MaxLimit)
+	}
+	return page.Counts
+}
+
+// userCounts drops the windows of counts, checking they are all w.
+func userCounts(t *testing.T, w domain.Window, counts []domain.WindowCount) []domain.UserCount {
+	t.Helper()
+	out := make([]domain.UserCount, len(counts))
+	for i, c := range counts {
+		if !c.Start.Equal(w.Start) || !c.End.Equal(w.End) {
+			t.Errorf("count of user %d is for [%s, %s), want %s", c.UserID, domain.FormatTime(c.Start), domain.FormatTime(c.End), w)
+		}
+		if c.Start.Location() != time.UTC || c.End.Location() != time.UTC {
+			t.Errorf("window times not in UTC: %v, %v", c.Start, c.End)
+		}
+		out[i] = c.UserCount
+	}
+	return out
+}
+
+func testComputeWindow(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	w, want := countFixture(t, s)
+	users, err := s.ComputeWindow(ctx, w, at(9*time.Hour))
+	if err != nil {
+		t.Fatalf("ComputeWindow: %v", err)
+	}
+	if users != len(want) {
+		t.Errorf("ComputeWindow = %d users, want %d", users, len(want))
+	}
+	checkCounts(t, "counts of the window", userCounts(t, w, allCounts(t, s, w.Start)), want)
+	// CountWindow (reading the events) agrees with what was stored.
+	live, err := s.CountWindow(ctx, w.Start, w.End)
+	if err != nil {
+		t.Fatalf("CountWindow: %v", err)
+	}
+	checkCounts(t, "CountWindow", live, want)
+
+	// The next window holds the event exactly at the end, once.
+	next := domain.Window{Start: w.End, End: w.End.Add(4 * time.Hour)}
+	if _, err := s.ComputeWindow(ctx, next, at(13*time.Hour)); err != nil {
+		t.Fatalf("ComputeWindow(next): %v", err)
+	}
+	checkCounts(t, "counts of the next window", userCounts(t, next, allCounts(t, s, next.Start)), []domain.UserCount{
+		{UserID: 1, Total: 1, ByAction: map[domain.Action]int64{"logout": 1}},
+		{UserID: 4, Total: 1, ByAction: map[domain.Action]int64{"login": 1}},
+	})
+	// A window without events stores no rows.
+	empty := domain.Window{Start: at(100 * time.Hour), End: at(104 * time.Hour)}
+	if users, err := s.ComputeWindow(ctx, empty, at(105*time.Hour)); err != nil || users != 0 {
+		t.Fatalf("ComputeWindow(empty) = %d, %v; want 0 users", users, err)
+	}
+	if got := allCounts(t, s, empty.Start); len(got) != 0 {
+		t.Errorf("an empty window has counts: %+v", got)
+	}
+	// An empty or inverted window is an error and stores nothing.
+	if _, err := s.ComputeWindow(ctx, domain.Window{Start: w.End, End: w.Start}, at(0)); err == nil {
+		t.Error("ComputeWindow of an inverted window: no error")
+	}
+}
+
+func testComputeIdempotent(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	w, want := countFixture(t, s)
+	for i := range 3 {
+		if _, err := s.ComputeWindow(ctx, w, at(9*time.Hour+time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("ComputeWindow #%d: %v", i+1, err)
+		}
+		checkCounts(t, fmt.Sprintf("counts after run #%d", i+1), userCounts(t, w, allCounts(t, s, w.Start)), want)
+	}
+	// A late change (here: an event stored into the closed window) is
+	// picked up by a recompute, which replaces the rows rather than adding.
+	mustCreate(t, s, newEvent(t, 3, "deleted", w.Start.Add(time.Second), w.Start, ""), "late")
+	if _, err := s.ComputeWindow(ctx, w, at(10*time.Hour)); err != nil {
+		t.Fatalf("ComputeWindow: %v", err)
+	}
+	want[2] = domain.UserCount{UserID: 3, Total: 2, ByAction: map[domain.Action]int64{"viewed": 1, "deleted": 1}}
+	checkCounts(t, "counts after a recompute", userCounts(t, w, allCounts(t, s, w.Start)), want)
+	if got := allCounts(t, s, time.Time{}); len(got) != len(want) {
+		t.Errorf("%d counts stored in all, want %d", len(got), len(want))
+	}
+}
+
+func testComputeConcurrent(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	w, want := countFixture(t, s)
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			users, err := s.ComputeWindow(ctx, w, at(9*time.Hour+time.Duration(i)*time.Second))
+			if err == nil && users != len(want) {
+				err = fmt.Errorf("%d users, want %d", users, len(want))
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent ComputeWindow: %v", err)
+		}
+	}
+	checkCounts(t, "counts after concurrent runs", userCounts(t, w, allCounts(t, s, w.Start)), want)
+	if wm, err := s.Watermark(ctx); err != nil || wm != w {
+		t.Errorf("Watermark = %v, %v; want %s", wm, err, w)
+	}
+}
+
+func testCountWatermark(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	check := func(what string, want domain.Window) {
+		t.Helper()
+		got, err := s.Watermark(ctx)
+		if err != nil {
+			t.Fatalf("Watermark %s: %v", what, err)
+		}
+		if !got.Start.Equal(want.Start) || !got.End.Equal(want.End) {
+			t.Fatalf("Watermark %s = %s, want %s", what, got, want)
+		}
+		if !got.End.IsZero() && (got.Start.Location() != time.UTC || got.End.Location() != time.UTC) {
+			t.Errorf("Watermark %s not in UTC: %v", what, got)
+		}
+	}
+	check("of a fresh store", domain.Window{})
+	h := func(n int) time.Time { return at(0).Truncate(time.Hour).Add(time.Duration(n) * time.Hour) }
+	w1 := domain.Window{Start: h(0), End: h(4)}
+	w2 := domain.Window{Start: h(4), End: h(8)}
+	if _, err := s.ComputeWindow(ctx, w1, h(9)); err != nil {
+		t.Fatal(err)
+	}
+	check("after the first window", w1)
+	if _, err := s.ComputeWindow(ctx, w2, h(9)); err != nil {
+		t.Fatal(err)
+	}
+	check("after the second window", w2)
+	// Recomputing an older window never moves the watermark back.
+	if _, err := s.ComputeWindow(ctx, w1, h(10)); err != nil {
+		t.Fatal(err)
+	}
+	check("after recomputing the first window", w2)
+	// An off-tick window (the schedule changed) ending later moves it on.
+	w3 := domain.Window{Start: h(8), End: h(8).Add(90 * time.Minute)}
+	if _, err := s.ComputeWindow(ctx, w3, h(11)); err != nil {
+		t.Fatal(err)
+	}
+	check("after an off-tick window", w3)
+	// A window ending at the same time as the watermark leaves it be.
+	if _, err := s.ComputeWindow(ctx, domain.Window{Start: h(9), End: w3.End}, h(12)); err != nil {
+		t.Fatal(err)
+	}
+	check("after a window with the same end", w3)
+}
+
+func testListCounts(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	h := func(n int) time.Time { return at(0).Truncate(time.Hour).Add(time.Duration(n) * time.Hour) }
+	// Windows 0..3 of 4 hours; user u has u events in window k when u+k is
+	// even, none otherwise (so some (window, user) pairs are absent).
+	var es []domain.Event
+	actions := []string{"login", "viewed", "deleted"}
+	for k := range 4 {
+		for u := int64(1); u <= 5; u++ {
+			if (u+int64(k))%2 != 0 {
+				continue
+			}
+			for i := range u {
+				es = append(es, newEvent(t, u, actions[i%3], h(4*k).Add(time.Duration(i)*time.Minute), h(0), ""))
+			}
+		}
+	}
+	mustCreateMany(t, s, es)
+	var windows []domain.Window
+	for k := range 4 {
+		w := domain.Window{Start: h(4 * k), End: h(4*k + 4)}
+		windows = append(windows, w)
+		if _, err := s.ComputeWindow(ctx, w, h(20)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What every listing is checked against, built by hand.
+	var all []domain.WindowCount
+	for k, w := range windows {
+		for u := int64(1); u <= 5; u++ {
+			if (u+int64(k))%2 != 0 {
+				continue
+			}
+			c := domain.WindowCount{Start: w.Start, End: w.End, UserCount: domain.UserCount{UserID: u, Total: u, ByAction: map[domain.Action]int64{}}}
+			for i := range u {
+				c.ByAction[domain.Action(actions[i%3])]++
+			}
+			all = append(all, c)
+		}
+	}
+	render := func(cs []domain.WindowCount) string {
+		var b strings.Builder
+		for _, c := range cs {
+			fmt.Fprintf(&b, "%s/%d:%d", domain.FormatTime(c.Start), c.UserID, c.Total)
+			for _, a := range actions {
+				if n := c.ByAction[domain.Action(a)]; n > 0 {
+					fmt.Fprintf(&b, ",%s=%d", a, n)
+				}
+			}
+			b.WriteString(" ")
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name  string
+		f     domain.CountFilter
+		match func(domain.WindowCount) bool
+	}{
+		{"every count", domain.CountFilter{}, func(domain.WindowCount) bool { return true }},
+		{"one user", domain.CountFilter{UserID: 2}, func(c domain.WindowCount) bool { return c.UserID == 2 }},
+		{"from (inclusive)", domain.CountFilter{From: h(4)}, func(c domain.WindowCount) bool { return !c.Start.Before(h(4)) }},
+		{"to (exclusive)", domain.CountFilter{To: h(8)}, func(c domain.WindowCount) bool { return c.Start.Before(h(8)) }},
+		{"from inside a window", domain.CountFilter{From: h(5), To: h(12)}, func(c domain.WindowCount) bool {
+			return !c.Start.Before(h(5)) && c.Start.Before(h(12))
+		}},
+		{"user and range", domain.CountFilter{UserID: 3, From: h(0), To: h(12)}, func(c domain.WindowCount) bool {
+			return c.UserID == 3 && c.Start.Before(h(12))
+		}},
+		{"a user without counts", domain.CountFilter{UserID: 99}, func(domain.WindowCount) bool { return false }},
+	} {
+		for _, order := range []domain.Order{domain.Asc, domain.Desc} {
+			for _, limit := range []int{1, 2, 3, 1000} {
+				t.Run(fmt.Sprintf("%s/%s/limit%d", tc.name, order, limit), func(t *testing.T) {
+					var want []domain.WindowCount
+					for _, c := range all {
+						if tc.match(c) {
+							want = append(want, c)
+						}
+					}
+					if order == domain.Desc {
+						slices.Reverse(want)
+					}
+					f := tc.f
+					f.Order, f.Limit = order, limit
+					var got []domain.WindowCount
+					for pages := 0; ; pages++ {
+						if pages > len(all)+1 {
+							t.Fatal("paging does not end")
+						}
+						page, err := s.ListCounts(ctx, f)
+						if err != nil {
+							t.Fatalf("ListCounts: %v", err)
+						}
+						if page.Counts == nil {
+							t.Fatal("ListCounts: nil Counts, want an empty slice")
+						}
+						if len(page.Counts) > limit {
+							t.Fatalf("page of %d counts, limit %d", len(page.Counts), limit)
+						}
+						got = append(got, page.Counts...)
+						if page.Next == nil {
+							break
+						}
+						if len(page.Counts) != limit {
+							t.Fatalf("a page of %d < limit %d has a next cursor", len(page.Counts), limit)
+						}
+						// The cursor survives its encoding.
+						c, err := domain.DecodeCountCursor(page.Next.Encode())
+						if err != nil {
+							t.Fatal(err)
+						}
+						f.After = &c
+					}
+					if g, w := render(got), render(want); g != w {
+						t.Errorf("ListCounts =\n%s\nwant\n%s", g, w)
+					}
+				})
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -31,6 +32,15 @@ type Store struct {
 	ordered []*record // insertion order, for scans
 	tokens  []domain.Token
 	closed  bool
+
+	counts    map[int64]*windowCounts // computed windows by start (Unix µs)
+	watermark domain.Window
+}
+
+// windowCounts is one computed window: per user, per action.
+type windowCounts struct {
+	w     domain.Window
+	users map[int64]map[domain.Action]int64
 }
 
 type record struct {
@@ -39,7 +49,9 @@ type record struct {
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{events: map[domain.ID]*record{}} }
+func New() *Store {
+	return &Store{events: map[domain.ID]*record{}, counts: map[int64]*windowCounts{}}
+}
 
 var _ ports.Store = (*Store)(nil)
 
@@ -246,6 +258,107 @@ func (s *Store) CountWindow(ctx context.Context, start, end time.Time) ([]domain
 	}
 	slices.SortFunc(out, func(a, b domain.UserCount) int { return cmp.Compare(a.UserID, b.UserID) })
 	return out, nil
+}
+
+// ComputeWindow implements ports.Counts. The store's lock makes it atomic:
+// concurrent computations of a window run one after the other.
+func (s *Store) ComputeWindow(ctx context.Context, w domain.Window, at time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !w.Valid() {
+		return 0, fmt.Errorf("memory: compute window %s: end is not after start", w)
+	}
+	w = domain.Window{Start: domain.Normalize(w.Start), End: domain.Normalize(w.End)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, domain.ErrUnavailable
+	}
+	wc := &windowCounts{w: w, users: map[int64]map[domain.Action]int64{}}
+	for _, r := range s.ordered {
+		if !w.Contains(r.e.RecordedAt) {
+			continue
+		}
+		byAction := wc.users[r.e.UserID]
+		if byAction == nil {
+			byAction = map[domain.Action]int64{}
+			wc.users[r.e.UserID] = byAction
+		}
+		byAction[r.e.Action]++
+	}
+	s.counts[w.Start.UnixMicro()] = wc
+	if w.End.After(s.watermark.End) {
+		s.watermark = w
+	}
+	return len(wc.users), nil
+}
+
+// Watermark implements ports.Counts.
+func (s *Store) Watermark(ctx context.Context) (domain.Window, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return domain.Window{}, domain.ErrUnavailable
+	}
+	return s.watermark, nil
+}
+
+// ListCounts implements ports.Counts by scanning every computed window.
+func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.CountPage, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.CountPage{}, err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return domain.CountPage{}, domain.ErrUnavailable
+	}
+	var hits []domain.WindowCount
+	for _, wc := range s.counts {
+		if !f.From.IsZero() && wc.w.Start.Before(f.From) || !f.To.IsZero() && !wc.w.Start.Before(f.To) {
+			continue
+		}
+		for user, byAction := range wc.users {
+			if f.UserID != 0 && user != f.UserID {
+				continue
+			}
+			c := domain.WindowCount{Start: wc.w.Start, End: wc.w.End,
+				UserCount: domain.UserCount{UserID: user, ByAction: make(map[domain.Action]int64, len(byAction))}}
+			for a, n := range byAction {
+				c.ByAction[a] = n
+				c.Total += n
+			}
+			hits = append(hits, c)
+		}
+	}
+	s.mu.RUnlock()
+
+	key := func(start time.Time, user int64) func(domain.WindowCount) int {
+		return func(c domain.WindowCount) int {
+			k := cmp.Or(c.Start.Compare(start), cmp.Compare(c.UserID, user))
+			if f.Order == domain.Desc {
+				return -k
+			}
+			return k
+		}
+	}
+	slices.SortFunc(hits, func(a, b domain.WindowCount) int { return key(b.Start, b.UserID)(a) })
+	if c := f.After; c != nil {
+		after := key(c.WindowStart, c.UserID)
+		hits = slices.DeleteFunc(hits, func(h domain.WindowCount) bool { return after(h) <= 0 })
+	}
+	limit := cmp.Or(f.Limit, domain.DefaultLimit)
+	var page domain.CountPage
+	if len(hits) > limit {
+		hits = hits[:limit]
+		page.Next = f.CursorAfter(hits[limit-1])
+	}
+	page.Counts = hits
+	if page.Counts == nil {
+		page.Counts = []domain.WindowCount{}
+	}
+	return page, nil
 }
 
 func cloneToken(t domain.Token) domain.Token {

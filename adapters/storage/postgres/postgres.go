@@ -79,7 +79,7 @@
 //
 // Tables activity_counts and activity_count_watermarks (per-window counts
 // and the last window computed) are created by the first migration for the
-// counting job; nothing in this package writes them yet.
+// counting job (counts.go).
 package postgres
 
 import (

@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/domain"
+)
+
+// countJSON is one (user, window) of GET /v1/activity-counts.
+type countJSON struct {
+	UserID      int64            `json:"user_id"`
+	WindowStart string           `json:"window_start"`
+	WindowEnd   string           `json:"window_end"`
+	Total       int64            `json:"total"`
+	ByAction    map[string]int64 `json:"by_action"`
+}
+
+// countPageJSON is a listing of counts.
+type countPageJSON struct {
+	Items      []countJSON `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+func renderCountPage(p domain.CountPage) countPageJSON {
+	out := countPageJSON{Items: make([]countJSON, len(p.Counts))}
+	for i, c := range p.Counts {
+		by := make(map[string]int64, len(c.ByAction))
+		for a, n := range c.ByAction {
+			by[string(a)] = n
+		}
+		out.Items[i] = countJSON{
+			UserID:      c.UserID,
+			WindowStart: domain.FormatTime(c.Start),
+			WindowEnd:   domain.FormatTime(c.End),
+			Total:       c.Total,
+			ByAction:    by,
+		}
+	}
+	if p.Next != nil {
+		c := p.Next.Encode()
+		out.NextCursor = &c
+	}
+	return out
+}
+
+// v1CountView renders /v1 count listings.
+var v1CountView = app.CountView{Name: "v1counts", Render: func(p domain.CountPage) ([]byte, error) {
+	return encode(renderCountPage(p))
+}}
+
+// windowJSON is a counting window.
+type windowJSON struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// runJSON answers POST /v1/activity-counts/runs.
+type runJSON struct {
+	Windows []windowJSON `json:"windows"`
+	Skipped int          `json:"skipped"`
+}
+
+// The query parameters of the count listings.
+var (
+	countParams     = []string{"user_id", "from", "to", "order", "limit", "cursor"}
+	userCountParams = slices.DeleteFunc(slices.Clone(countParams), func(p string) bool { return p == "user_id" })
+)
+
+func countQuery(vals url.Values) domain.CountQuery {
+	var q domain.CountQuery
+	if s := vals.Get("user_id"); s != "" {
+		q.UserID = parseUserID(s)
+	}
+	q.From = vals.Get("from")
+	q.To = vals.Get("to")
+	q.Order = vals.Get("order")
+	q.Limit = vals.Get("limit")
+	q.Cursor = vals.Get("cursor")
+	return q
+}
+
+// listCounts is GET /v1/activity-counts.
+func (s *Server) listCounts(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseQuery(r, countParams)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.counts(w, r, countQuery(vals))
+}
+
+// listUserCounts is GET /v1/users/{user_id}/activity-counts.
+func (s *Server) listUserCounts(w http.ResponseWriter, r *http.Request) {
+	raw := chi.URLParam(r, "user_id")
+	uid, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || uid <= 0 || strconv.FormatInt(uid, 10) != raw {
+		s.fail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound,
+			detail: "there is no such user: a user id is a positive integer"})
+		return
+	}
+	vals, err := parseQuery(r, userCountParams)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := countQuery(vals)
+	q.UserID = uid
+	s.counts(w, r, q)
+}
+
+func (s *Server) counts(w http.ResponseWriter, r *http.Request, q domain.CountQuery) {
+	f, err := s.countUC.Filter(principalFrom(r.Context()), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, res, err := s.countUC.ListView(r.Context(), f, v1CountView)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeList(w, b, res)
+}
+
+// runCounts is POST /v1/activity-counts/runs: an admin has the windows
+// due now computed (or, when none is due, the last one again). 202: with
+// a queue, they are computed after the answer.
+func (s *Server) runCounts(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// No body, or an empty JSON object: there is nothing to say.
+	if r.ContentLength != 0 {
+		body, err := s.readBody(w, r)
+		if err != nil && err != errEmptyBody {
+			s.fail(w, r, err)
+			return
+		}
+		if err == nil {
+			fe := &fieldErrors{}
+			ms, ok := members(body, "", fe)
+			if !ok {
+				fe.add("(body)", "must be an empty JSON object or absent, not %s", jsonKind(body))
+			}
+			for _, m := range ms {
+				fe.add(fieldName("", m.name), "is not a known field (this request takes none)")
+			}
+			if err := fe.err("the request body is not valid"); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+	}
+	run, err := s.countUC.Trigger(r.Context(), principalFrom(r.Context()))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := runJSON{Windows: make([]windowJSON, len(run.Windows)), Skipped: run.Skipped}
+	for i, win := range run.Windows {
+		out.Windows[i] = windowJSON{Start: domain.FormatTime(win.Start), End: domain.FormatTime(win.End)}
+	}
+	s.writeJSON(w, r, http.StatusAccepted, out)
+}
