@@ -36,6 +36,12 @@ type config struct {
 	CountSchedule       string
 	CountScheduleParsed domain.Schedule
 	CountMaxCatchup     int // COUNT_MAX_CATCHUP
+	// CountSettle is COUNT_SETTLE: how long after a window closes it is
+	// counted; 0 (unset): derived from the database timeouts (countSettle).
+	CountSettle time.Duration
+	// WorkerConcurrency is WORKER_CONCURRENCY: windows one `activityd
+	// worker` computes at once.
+	WorkerConcurrency int
 
 	RedisURL        string
 	CacheTTL        time.Duration // 0: no caching
@@ -223,6 +229,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.CountScheduleParsed = sched
 	}
 	c.CountMaxCatchup = int(e.integer(app.DefaultMaxCatchup, 1, 100_000, "COUNT_MAX_CATCHUP"))
+	c.CountSettle = e.duration(0, "COUNT_SETTLE")
+	if c.CountSettle > time.Hour {
+		e.fail("COUNT_SETTLE", c.CountSettle.String(), "must be at most 1h")
+	}
+	c.WorkerConcurrency = int(e.integer(4, 1, 1000, "WORKER_CONCURRENCY"))
 	if c.RedisURL != "" {
 		if _, err := rediscache.ParseURL(c.RedisURL); err != nil {
 			e.fail("REDIS_URL", redactURL(c.RedisURL), err.Error())

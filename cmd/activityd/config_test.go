@@ -44,6 +44,16 @@ func TestLoadConfigValues(t *testing.T) {
 		}},
 		{"CACHE_TTL=0 disables", map[string]string{"CACHE_TTL": "0"}, func(c config) bool { return c.CacheTTL == 0 }},
 		{"REDIS_URL cluster", map[string]string{"REDIS_URL": "redis://h1:6379,h2:6379"}, func(c config) bool { return c.RedisURL != "" }},
+		{"jobs defaults", nil, func(c config) bool {
+			return c.WorkerConcurrency == 4 && c.CountSettle == 0 && countSettle(c) == 15*time.Second
+		}},
+		{"COUNT_SETTLE overrides the derived settle", map[string]string{"COUNT_SETTLE": "2s", "DB_STATEMENT_TIMEOUT": "30s"}, func(c config) bool {
+			return countSettle(c) == 2*time.Second
+		}},
+		{"settle derived from the database timeouts", map[string]string{"DB_STATEMENT_TIMEOUT": "30s", "DB_CONNECT_TIMEOUT": "5s"}, func(c config) bool {
+			return countSettle(c) == 36*time.Second
+		}},
+		{"WORKER_CONCURRENCY", map[string]string{"WORKER_CONCURRENCY": "16"}, func(c config) bool { return c.WorkerConcurrency == 16 }},
 		{"AUTH_MODE none", map[string]string{"AUTH_MODE": "NONE"}, func(c config) bool { return c.AuthMode == "none" }},
 		{"limits", map[string]string{"MAX_CLOCK_SKEW": "1m", "MAX_METADATA_BYTES": "100", "MAX_BODY_BYTES": "2048"}, func(c config) bool {
 			return c.Limits.MaxClockSkew == time.Minute && c.Limits.MaxMetadataBytes == 100 && c.MaxBodyBytes == 2048
@@ -94,6 +104,10 @@ func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"CRON_TAB_COUNT_USERS_EVENT_TASK", "@sometimes"},
 		{"COUNT_MAX_CATCHUP", "0"},
 		{"COUNT_MAX_CATCHUP", "many"},
+		{"COUNT_SETTLE", "soon"},
+		{"COUNT_SETTLE", "2h"},
+		{"WORKER_CONCURRENCY", "0"},
+		{"WORKER_CONCURRENCY", "lots"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := loadConfig(envOf(map[string]string{tc.name: tc.value}))

@@ -4,6 +4,8 @@
 // DATABASE_URL names, and runs one of its subcommands:
 //
 //	activityd [serve]      run the HTTP API (the default)
+//	activityd worker       compute the counting tasks queued in Redis
+//	activityd scheduler    queue the counting tasks on the schedule
 //	activityd migrate      apply storage migrations and exit
 //	activityd token ...    create, list or revoke API tokens
 //	activityd version      print the version
@@ -43,7 +45,12 @@ func main() {
 const usage = `usage: activityd [command]
 
 commands:
-  serve     run the HTTP API (default)
+  serve     run the HTTP API (default); without REDIS_URL it also runs
+            the counting job in process
+  worker    compute the counting windows queued in Redis (needs REDIS_URL;
+            run any number)
+  scheduler queue the counting windows on COUNT_SCHEDULE (needs REDIS_URL;
+            one or more: a window is queued once however many run)
   migrate   apply storage migrations and exit
   token     manage API tokens: token create|list|revoke (see activityd token -h)
   version   print the version
@@ -65,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "serve", "migrate", "token":
+	case "serve", "worker", "scheduler", "migrate", "token":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -81,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		err = serve(ctx, cfg, log, stdout)
+	case "worker":
+		err = worker(ctx, cfg, log)
+	case "scheduler":
+		err = scheduler(ctx, cfg, log)
 	case "migrate":
 		err = migrate(ctx, cfg, log)
 	case "token":

@@ -17,6 +17,7 @@ import (
 	memcache "github.com/activityd/activityd/adapters/cache/memory"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	httpapi "github.com/activityd/activityd/adapters/http"
+	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
 	"github.com/activityd/activityd/adapters/jobs/inprocess"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
@@ -54,31 +55,43 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
 
-	// The counting job. Until the asynq scheduler and worker exist (design
-	// §5: with REDIS_URL they are to run it, and serve not), it runs in
-	// process whether or not REDIS_URL is set. Several replicas each
-	// running it compute the same windows: wasted work, never a wrong
-	// count (a window's computation is idempotent and serialised).
+	// The counting job: with REDIS_URL, `activityd scheduler` plans it
+	// and `activityd worker` computes it, and serve only enqueues an
+	// admin's "compute now"; without Redis it runs here, in process.
+	// Several replicas each running it in process compute the same
+	// windows: wasted work, never a wrong count (a window's computation
+	// is idempotent and serialised).
 	settle := countSettle(cfg)
-	jobs := inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: settle,
-		StopGrace: cfg.ShutdownTimeout, Logger: log})
-	counts := app.NewCounts(st, ports.SystemClock, app.CountsConfig{
-		Schedule:   cfg.CountScheduleParsed,
-		MaxCatchup: cfg.CountMaxCatchup,
-		Settle:     settle,
-		Jobs:       jobs,
-		Cache:      cacheCfg,
-	})
-	jobsCtx, stopJobs := context.WithCancel(ctx)
-	jobsDone := make(chan struct{})
-	go func() {
-		defer close(jobsDone)
-		_ = jobs.Run(jobsCtx, counts)
-	}()
-	// Before the store closes (deferred above, so it runs after this).
-	defer func() { stopJobs(); <-jobsDone }()
-	log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
-		"runner", "in-process")
+	var jobs ports.Jobs
+	var runner *inprocess.Runner
+	if cfg.RedisURL != "" {
+		aj, err := openAsynqJobs(cfg, settle, log)
+		if err != nil {
+			return err
+		}
+		defer aj.Close()
+		jobs = aj
+	} else {
+		runner = inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: settle,
+			StopGrace: cfg.ShutdownTimeout, Logger: log})
+		jobs = runner
+	}
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, cacheCfg))
+	if runner != nil {
+		jobsCtx, stopJobs := context.WithCancel(ctx)
+		jobsDone := make(chan struct{})
+		go func() {
+			defer close(jobsDone)
+			_ = runner.Run(jobsCtx, counts)
+		}()
+		// Before the store closes (deferred above, so it runs after this).
+		defer func() { stopJobs(); <-jobsDone }()
+		log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
+			"runner", "in-process")
+	} else {
+		log.Info("counting job left to `activityd scheduler` and `activityd worker` (REDIS_URL is set)",
+			"runner", "asynq", "queue", asynqjobs.Queue)
+	}
 	tokens := app.NewTokens(st, ports.SystemClock)
 	if cfg.AuthMode == "token" {
 		secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
@@ -173,7 +186,13 @@ func redactURL(s string) string {
 // countSettle is how long after a window closes it is counted: longer
 // than a write can take between stamping recorded_at and committing (the
 // store's connect and statement timeouts), so no late commit is missed.
+// COUNT_SETTLE overrides it (tests use a short one; a value below the
+// time a write can take risks leaving a late commit out of its window
+// until the window is computed again).
 func countSettle(cfg config) time.Duration {
+	if cfg.CountSettle > 0 {
+		return cfg.CountSettle
+	}
 	d := cfg.DBConnectTimeout + cfg.DBStatementTimeout + time.Second
 	return max(d, 15*time.Second)
 }

@@ -57,8 +57,17 @@ func (p *proc) logs() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr
 // environment and waits until it listens. The process is stopped at cleanup.
 func start(t *testing.T, dir string, env ...string) *proc {
 	t.Helper()
+	return startCmd(t, dir, "serve", "activityd listening", env...)
+}
+
+// startCmd runs `activityd <command>` in dir with env added to a minimal
+// environment and waits until it logs the message ready (for serve,
+// "activityd listening", whose addr becomes base). The process is
+// stopped at cleanup.
+func startCmd(t *testing.T, dir, command, ready string, env ...string) *proc {
+	t.Helper()
 	p := &proc{done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve")
+	p.cmd = exec.Command(binary, command)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json"}, env...)
 	stdout, _ := p.cmd.StdoutPipe()
@@ -78,8 +87,11 @@ func start(t *testing.T, dir string, env ...string) *proc {
 			p.stderr.WriteString(line + "\n")
 			p.mu.Unlock()
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "activityd listening" {
-				addr <- rec.Addr
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == ready {
+				select {
+				case addr <- rec.Addr:
+				default:
+				}
 			}
 		}
 	}()
@@ -105,11 +117,13 @@ func start(t *testing.T, dir string, env ...string) *proc {
 	})
 	select {
 	case a := <-addr:
-		p.base = "http://" + a
+		if a != "" {
+			p.base = "http://" + a
+		}
 	case err := <-p.done:
-		t.Fatalf("activityd exited before listening: %v\nstderr:\n%s", err, p.logs())
+		t.Fatalf("activityd %s exited before it was ready: %v\nstderr:\n%s", command, err, p.logs())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("activityd did not listen within 60s\nstderr:\n%s", p.logs())
+		t.Fatalf("activityd %s was not ready within 60s\nstderr:\n%s", command, p.logs())
 	}
 	return p
 }

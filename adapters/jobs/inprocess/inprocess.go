@@ -7,8 +7,8 @@
 // Several replicas each running it are harmless: they compute the same
 // windows, and a window's computation is idempotent and serialised by the
 // store, so the rows are the same as with one. It is only wasted work;
-// with REDIS_URL the asynq scheduler and workers are meant to take over
-// (one task per window, deterministic task ids).
+// with REDIS_URL the asynq scheduler and workers (adapters/jobs/asynq)
+// take over instead: one task per window, deterministic task ids.
 package inprocess
 
 import (

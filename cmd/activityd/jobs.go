@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	rediscache "github.com/activityd/activityd/adapters/cache/redis"
+	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/ports"
+)
+
+// countsConfig is the counting use cases' configuration, the same in
+// every process that builds them (serve, worker, scheduler), so they plan
+// the same windows and invalidate the same cache.
+func countsConfig(cfg config, settle time.Duration, jobs ports.Jobs, cache app.CacheConfig) app.CountsConfig {
+	return app.CountsConfig{
+		Schedule:   cfg.CountScheduleParsed,
+		MaxCatchup: cfg.CountMaxCatchup,
+		Settle:     settle,
+		Jobs:       jobs,
+		Cache:      cache,
+	}
+}
+
+// needRedis refuses to run a subcommand that works over the asynq queue
+// without REDIS_URL.
+func needRedis(cfg config, cmd string) error {
+	if cfg.RedisURL == "" {
+		return usageError{fmt.Errorf("REDIS_URL is not set: `activityd %s` works over a task queue in Redis "+
+			"(without Redis, `activityd serve` runs the counting job in process)", cmd)}
+	}
+	return nil
+}
+
+// openAsynqJobs returns the asynq jobs (scheduler and enqueuer) over
+// REDIS_URL, in the same URL forms as the cache.
+func openAsynqJobs(cfg config, settle time.Duration, log *slog.Logger) (*asynqjobs.Jobs, error) {
+	opts, err := rediscache.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return asynqjobs.New(asynqjobs.Config{
+		Redis:    opts,
+		Schedule: cfg.CountScheduleParsed,
+		Settle:   settle,
+		Logger:   log,
+	})
+}
+
+// scheduler runs `activityd scheduler` until ctx is cancelled
+// (SIGINT/SIGTERM): at each tick of COUNT_SCHEDULE it plans the windows
+// due (over the watermark in storage) and enqueues one task per window.
+// Several schedulers may run: a window's task id is derived from the
+// window, so it is enqueued once.
+func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
+	if err := needRedis(cfg, "scheduler"); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	redis.SetLogger(redisLog{log})
+	settle := countSettle(cfg)
+	jobs, err := openAsynqJobs(cfg, settle, log)
+	if err != nil {
+		return err
+	}
+	defer jobs.Close()
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, app.CacheConfig{}))
+	log.Info("activityd scheduler started", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
+		"storage", redactURL(cfg.DatabaseURL), "version", version)
+	if err := jobs.Run(ctx, counts); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// worker runs `activityd worker` until ctx is cancelled (SIGINT/SIGTERM):
+// it computes the windows the schedulers and API replicas enqueue,
+// WORKER_CONCURRENCY at once, and at shutdown lets the ones in flight
+// finish within SHUTDOWN_TIMEOUT (the others go back to the queue).
+// Its cache configuration is serve's, so a computed window invalidates
+// the count reads cached by every API replica.
+func worker(ctx context.Context, cfg config, log *slog.Logger) error {
+	if err := needRedis(cfg, "worker"); err != nil {
+		return err
+	}
+	opts, err := rediscache.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	redis.SetLogger(redisLog{log})
+	cache, closeCache, err := openCache(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeCache()
+	var cacheCfg app.CacheConfig
+	if cache != nil {
+		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}
+	}
+	// No ports.Jobs: the worker computes, it never enqueues.
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg))
+	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{
+		Redis:           opts,
+		Concurrency:     cfg.WorkerConcurrency,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          log,
+	}, counts)
+	if err != nil {
+		return err
+	}
+	log.Info("activityd worker started", "storage", redactURL(cfg.DatabaseURL), "version", version)
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

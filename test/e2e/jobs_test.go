@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/activityd/activityd/test/testenv"
+)
+
+// TestScheduledCountingOverAsynq runs the deployment the README describes
+// for scale: serve, a worker and two schedulers over one PostgreSQL and
+// one Redis, counting every minute. The window holding the events is
+// computed once (two schedulers, one task) and its counts are exact; the
+// worker's computation invalidates the counts serve cached; an admin's
+// "compute now" goes through the queue too; every process stops cleanly
+// on SIGTERM.
+func TestScheduledCountingOverAsynq(t *testing.T) {
+	began := time.Now()
+	dbURL, _ := testenv.PostgresSchema(t)
+	// A private Redis: asynq's keys have no prefix to keep tests apart.
+	redisAddr, _, _ := testenv.StartRedis(t)
+	const admin = "jobs-admin-token-0123456789abcdef"
+	env := []string{
+		"DATABASE_URL=" + dbURL,
+		"REDIS_URL=redis://" + redisAddr + "/0",
+		"BOOTSTRAP_ADMIN_TOKEN=" + admin,
+		"COUNT_SCHEDULE=* * * * *",
+		"COUNT_SETTLE=1s",
+		"CACHE_TTL=10m", // a stale cached read would outlive the test
+		"SHUTDOWN_TIMEOUT=5s",
+	}
+	dir := t.TempDir()
+	if _, errOut, code := cli(t, dir, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, errOut)
+	}
+	srv := start(t, dir, env...)
+	if !strings.Contains(srv.logs(), "counting job left to") {
+		t.Fatalf("serve with REDIS_URL did not leave the job to the scheduler:\n%s", srv.logs())
+	}
+
+	// Events: user 11 logs in 3 times and uploads twice, user 12 logs in once.
+	wantCounts := map[string]int64{"11/login": 3, "11/upload_file": 2, "12/login": 1}
+	var lastRecorded time.Time
+	for key, n := range wantCounts {
+		user, action, _ := strings.Cut(key, "/")
+		for range n {
+			r := call(t, "POST", srv.base+"/v1/events", admin, fmt.Sprintf(`{"user_id":%s,"action":%q}`, user, action))
+			want(t, r, 201)
+			at, err := time.Parse(time.RFC3339Nano, r.Body["recorded_at"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lastRecorded = maxTime(lastRecorded, at)
+		}
+	}
+	// A read cached before the window is computed: the worker's
+	// computation must invalidate it.
+	if r := call(t, "GET", srv.base+"/v1/activity-counts", admin, ""); r.Status != 200 || r.Header.Get("X-Cache") != "MISS" {
+		t.Fatalf("first count read: %d %s %s", r.Status, r.Header.Get("X-Cache"), r.Raw)
+	}
+	if r := call(t, "GET", srv.base+"/v1/activity-counts", admin, ""); r.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("second count read not cached: %s", r.Header.Get("X-Cache"))
+	}
+
+	worker := startCmd(t, dir, "worker", "counting worker running", env...)
+	sched1 := startCmd(t, dir, "scheduler", "counting scheduler running", env...)
+	sched2 := startCmd(t, dir, "scheduler", "counting scheduler running", env...)
+
+	// Wait until a computed window ends after the last event: every
+	// window holding the events is then computed.
+	var page countPage
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		page = listCounts(t, srv.base, admin)
+		if page.coveredUntil().After(lastRecorded) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no window covering %s computed within 150s: %+v\nworker:\n%s\nscheduler:\n%s",
+				lastRecorded, page, worker.logs(), sched1.logs())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	covered := time.Since(began)
+	if got := page.totals(); !mapsEqual(got, wantCounts) {
+		t.Fatalf("counts %v, want %v (exact, not doubled): %+v", got, wantCounts, page)
+	}
+
+	// Each window was enqueued once and processed once, whatever the two
+	// schedulers did: as many tasks processed as distinct windows, each
+	// counted once by the worker. (The schedulers stop first, and the
+	// queue drains, so that no tick comes in the middle of the checks.)
+	for name, p := range map[string]*proc{"scheduler 1": sched1, "scheduler 2": sched2} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
+		}
+	}
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redisAddr})
+	defer insp.Close()
+	var q *asynq.QueueInfo
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		if q, err = insp.GetQueueInfo("counts"); err != nil {
+			t.Fatal(err)
+		}
+		if q.Pending+q.Active+q.Scheduled+q.Retry == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue did not drain within 30s: %+v", q)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	completed, err := insp.ListCompletedTasks("counts", asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.ProcessedTotal != len(completed) || q.FailedTotal != 0 || len(completed) == 0 {
+		t.Fatalf("queue: processed %d, failed %d, completed tasks %d; want each window processed once",
+			q.ProcessedTotal, q.FailedTotal, len(completed))
+	}
+	counted := map[string]int{}
+	for _, line := range strings.Split(worker.logs(), "\n") {
+		var rec struct{ Msg, Window string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "counted window" {
+			counted[rec.Window]++
+		}
+	}
+	for w, n := range counted {
+		if n != 1 {
+			t.Errorf("window %s counted %d times", w, n)
+		}
+	}
+	if len(counted) != len(completed) {
+		t.Errorf("the worker counted %d windows, asynq completed %d tasks", len(counted), len(completed))
+	}
+	enqueued := strings.Count(sched1.logs(), `"msg":"counting window enqueued"`) +
+		strings.Count(sched2.logs(), `"msg":"counting window enqueued"`)
+	if enqueued != len(completed) {
+		t.Errorf("the schedulers enqueued %d tasks for %d windows", enqueued, len(completed))
+	}
+
+	// An admin's "compute now" goes through the queue: the last window is
+	// computed again (its completed task replaced), with the same counts.
+	r := call(t, "POST", srv.base+"/v1/activity-counts/runs", admin, "")
+	if r.Status != 202 {
+		t.Fatalf("run: %d %s", r.Status, r.Raw)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for strings.Count(worker.logs(), `"msg":"counted window"`) <= len(completed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the admin's run was not computed within 30s:\n%s", worker.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := listCounts(t, srv.base, admin).totals(); !mapsEqual(got, wantCounts) {
+		t.Fatalf("counts after a second computation %v, want %v", got, wantCounts)
+	}
+
+	for name, p := range map[string]*proc{"worker": worker, "serve": srv} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
+		}
+	}
+	t.Logf("counts covered the events %v after the start; the whole test took %v",
+		covered.Round(time.Second), time.Since(began).Round(time.Second))
+}
+
+// TestJobsNeedRedis: worker and scheduler refuse to start without REDIS_URL.
+func TestJobsNeedRedis(t *testing.T) {
+	dir := t.TempDir()
+	for _, cmd := range []string{"worker", "scheduler"} {
+		_, errOut, code := cli(t, dir, []string{"DATABASE_URL=memory:"}, cmd)
+		if code != 2 || !strings.Contains(errOut, "REDIS_URL") {
+			t.Errorf("%s without REDIS_URL: exit %d, stderr %q; want 2 and a message naming REDIS_URL", cmd, code, errOut)
+		}
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+type countPage struct {
+	Items []struct {
+		UserID      int64            `json:"user_id"`
+		WindowStart time.Time        `json:"window_start"`
+		WindowEnd   time.Time        `json:"window_end"`
+		Total       int64            `json:"total"`
+		ByAction    map[string]int64 `json:"by_action"`
+	} `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// listCounts reads every computed count (one page: the test has few).
+func listCounts(t *testing.T, base, token string) countPage {
+	t.Helper()
+	r := call(t, "GET", base+"/v1/activity-counts?limit=1000", token, "")
+	want(t, r, 200)
+	var p countPage
+	if err := json.Unmarshal([]byte(r.Raw), &p); err != nil {
+		t.Fatalf("%v: %s", err, r.Raw)
+	}
+	if p.NextCursor != nil {
+		t.Fatalf("more than one page of counts: %s", r.Raw)
+	}
+	return p
+}
+
+// coveredUntil is the latest end of a window with counts.
+func (p countPage) coveredUntil() time.Time {
+	var end time.Time
+	for _, it := range p.Items {
+		end = maxTime(end, it.WindowEnd)
+	}
+	return end
+}
+
+// totals sums the counts per user and action over every window.
+func (p countPage) totals() map[string]int64 {
+	m := map[string]int64{}
+	for _, it := range p.Items {
+		var sum int64
+		for a, n := range it.ByAction {
+			m[fmt.Sprintf("%d/%s", it.UserID, a)] += n
+			sum += n
+		}
+		if sum != it.Total {
+			m["inconsistent total"]++
+		}
+	}
+	return m
+}
+
+func mapsEqual(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
