@@ -56,7 +56,8 @@ func sqliteStore(t *testing.T) ports.Store {
 func pgStore(t *testing.T) ports.Store {
 	t.Helper()
 	url, _ := testenv.PostgresSchema(t)
-	st, err := postgres.Open(context.Background(), url, storage.Options{})
+	// A small pool: packages test in parallel against one server.
+	st, err := postgres.Open(context.Background(), url, storage.Options{MaxOpenConns: 8, MaxIdleConns: 8})
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}

@@ -71,6 +71,12 @@ type fixture struct {
 	u1wo   string // user 1: events:write
 	u2     string // user 2: events:read, events:write
 	u2Name string // principal name of u2
+
+	// Every exchange is checked against the OpenAPI document
+	// (openapi_check_test.go). skipRequestCheck skips the request half, for
+	// tests that send malformed requests by the thousand; authDisabled
+	// (AUTH_MODE=none) lets requests without credentials through.
+	skipRequestCheck, authDisabled bool
 }
 
 type option func(*httpapi.Config, *fixture)
@@ -101,6 +107,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	}
 	cfg.Events = app.NewEvents(f.events, clock, domain.DefaultLimits())
 	f.srv = httpapi.NewServer(cfg)
+	f.authDisabled = cfg.AuthDisabled
 
 	f.admin = f.token(0, domain.ScopeAdmin)
 	f.u1 = f.token(1, domain.ScopeRead, domain.ScopeWrite)
@@ -176,6 +183,7 @@ func (f *fixture) serve(rq request) *response {
 	}
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
+	f.checkOpenAPI(req, []byte(rq.body), rec)
 	return &response{t: f.t, req: rq, code: rec.Code, hdr: rec.Header(), body: rec.Body.Bytes()}
 }
 
@@ -382,7 +390,14 @@ func newRawRequest(method, path, body string) *http.Request {
 }
 
 func (f *fixture) serveRaw(req *http.Request) *response {
+	f.t.Helper()
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
+	f.checkOpenAPI(req, body, rec)
 	return &response{t: f.t, req: request{method: req.Method, path: req.URL.RequestURI()}, code: rec.Code, hdr: rec.Header(), body: rec.Body.Bytes()}
 }

@@ -55,6 +55,10 @@ type Config struct {
 	// AuthDisabled (AUTH_MODE=none) makes every request act as the
 	// principal {Name:"anonymous", Scopes:[admin]}. Local experiments only.
 	AuthDisabled bool
+	// UI, when set, serves the web UI at GET / and its assets under
+	// /ui/, without authentication (its API calls carry the token); see
+	// package web. nil: not served.
+	UI http.Handler
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes
@@ -81,6 +85,7 @@ type Server struct {
 	log     *slog.Logger
 	maxBody int64
 	noAuth  bool
+	ui      http.Handler
 	mux     *chi.Mux
 }
 
@@ -103,6 +108,7 @@ func NewServer(cfg Config) *Server {
 		log:     cfg.Logger,
 		maxBody: cfg.MaxBodyBytes,
 		noAuth:  cfg.AuthDisabled,
+		ui:      cfg.UI,
 		mux:     chi.NewRouter(),
 	}
 	if s.log == nil {
@@ -134,6 +140,10 @@ func (s *Server) routes() {
 
 	m.Get("/healthz", s.healthz)
 	m.Get("/readyz", s.readyz)
+	if s.ui != nil {
+		m.Get("/", s.ui.ServeHTTP)
+		m.Get("/ui/*", s.ui.ServeHTTP)
+	}
 
 	m.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
@@ -151,6 +161,7 @@ func (s *Server) routes() {
 	})
 
 	s.compatRoutes(m) // the predecessors' surfaces, over the same use cases (compat.go)
+	s.docsRoutes(m)   // /openapi.json, /openapi.yaml and /docs (docs.go)
 }
 
 // healthz reports that the process is alive; it checks nothing else.

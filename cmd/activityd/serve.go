@@ -17,6 +17,7 @@ import (
 	memcache "github.com/activityd/activityd/adapters/cache/memory"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	httpapi "github.com/activityd/activityd/adapters/http"
+	"github.com/activityd/activityd/adapters/http/web"
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
 	"github.com/activityd/activityd/adapters/jobs/inprocess"
 	"github.com/activityd/activityd/app"
@@ -139,6 +140,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		AuthDisabled: cfg.AuthMode == "none",
+		UI:           web.Handler(),
 	})
 	srv := &http.Server{
 		Handler:           handler,

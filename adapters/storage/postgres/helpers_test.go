@@ -24,9 +24,13 @@ func openStore(t testing.TB, url string, opts storage.Options) *Store {
 func newStore(t testing.TB) *Store {
 	t.Helper()
 	url, _ := testenv.PostgresSchema(t)
-	s := openStore(t, url, storage.Options{})
+	s := openStore(t, url, testPool)
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	return s
 }
+
+// testPool keeps each test store small: packages test in parallel against
+// one server, whose max_connections (100 by default) they share.
+var testPool = storage.Options{MaxOpenConns: 8, MaxIdleConns: 8}
