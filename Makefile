@@ -1,0 +1,36 @@
+# Developer entry points. CI runs .ci/run; these are the same commands.
+#
+#   make test    every test, with the race detector (the README's command)
+#   make bench   the storage adapters' Go benchmarks (-count=5), then the
+#                HTTP load benchmarks of design.md §7 (test/load/run.sh:
+#                PostgreSQL in a fresh schema of $$BENCH_PG_URL, and SQLite)
+#   make run     the service on :8080 with SQLite in ./data
+#
+# Benchmark outputs land in bench-results/ (git-ignored). If benchstat is
+# installed (go install golang.org/x/perf/cmd/benchstat@latest), bench-go
+# summarises the -count runs with it.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BENCH_COUNT ?= 5
+BENCH_PKGS ?= ./adapters/storage/...
+BENCH_OUT ?= bench-results
+
+.PHONY: test bench bench-go bench-load run
+
+test:
+	$(GO) test -race ./...
+
+bench: bench-go bench-load
+
+bench-go:
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -timeout=30m $(BENCH_PKGS) | tee $(BENCH_OUT)/go-bench.txt
+	@if command -v benchstat >/dev/null; then benchstat $(BENCH_OUT)/go-bench.txt; fi
+
+bench-load:
+	test/load/run.sh
+
+run:
+	$(GO) run ./cmd/activityd
