@@ -166,7 +166,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL:        e.str("", "REDIS_URL"),
 		CacheTTL:        e.duration(60*time.Second, "CACHE_TTL"),
 		CacheTimeout:    e.duration(50*time.Millisecond, "CACHE_TIMEOUT"),
-		CacheMaxEntries: int(e.integer(10000, 1, 10_000_000, "CACHE_MAX_ENTRIES")),
+		CacheMaxEntries: int(e.integer(100_000, 1, 10_000_000, "CACHE_MAX_ENTRIES")),
 		CachePrefix:     e.str("activityd:", "CACHE_PREFIX"),
 
 		JWTSecret:   e.str("", "JWT_SECRET"),
