@@ -95,41 +95,13 @@ type CountQuery struct {
 // window first unless order=asc), reporting every bad parameter by name.
 func ParseCountQuery(q CountQuery) (CountFilter, error) {
 	ve := &ValidationError{}
-	f := CountFilter{UserID: q.UserID, Order: Desc, Limit: DefaultLimit}
+	f := CountFilter{UserID: q.UserID}
 	if q.UserID < 0 {
 		ve.Add("user_id", "must be a positive integer")
 	}
-	if q.From != "" {
-		t, err := ParseTime(q.From)
-		if err != nil {
-			ve.Add("from", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
-		}
-		f.From = t
-	}
-	if q.To != "" {
-		t, err := ParseTime(q.To)
-		if err != nil {
-			ve.Add("to", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
-		}
-		f.To = t
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
-		ve.Add("from", "must not be after to")
-	}
-	switch Order(q.Order) {
-	case "", Desc:
-	case Asc:
-		f.Order = Asc
-	default:
-		ve.Add("order", "must be desc or asc")
-	}
-	if q.Limit != "" {
-		n, ok := parseSmallInt(q.Limit)
-		if !ok || n < 1 || n > MaxLimit {
-			ve.Add("limit", "must be an integer from 1 to %d", MaxLimit)
-		}
-		f.Limit = n
-	}
+	f.From, f.To = ve.timeRange(q.From, q.To)
+	f.Order = ve.order(q.Order)
+	f.Limit = ve.limit(q.Limit)
 	if q.Cursor != "" {
 		c, err := DecodeCountCursor(q.Cursor)
 		switch {

@@ -132,7 +132,7 @@ type Query struct {
 // bad parameter by name.
 func (l Limits) Filter(q Query) (Filter, error) {
 	ve := &ValidationError{}
-	f := Filter{UserID: q.UserID, TimeField: ByRecordedAt, Order: Desc, Limit: DefaultLimit}
+	f := Filter{UserID: q.UserID, TimeField: ByRecordedAt}
 	if q.UserID < 0 {
 		ve.Add("user_id", "must be a positive integer")
 	}
@@ -157,23 +157,7 @@ func (l Limits) Filter(q Query) (Filter, error) {
 		}
 		f.Status = st
 	}
-	if q.From != "" {
-		t, err := ParseTime(q.From)
-		if err != nil {
-			ve.Add("from", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
-		}
-		f.From = t
-	}
-	if q.To != "" {
-		t, err := ParseTime(q.To)
-		if err != nil {
-			ve.Add("to", "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
-		}
-		f.To = t
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && f.From.After(f.To) {
-		ve.Add("from", "must not be after to")
-	}
+	f.From, f.To = ve.timeRange(q.From, q.To)
 	switch TimeField(q.TimeField) {
 	case "", ByRecordedAt:
 	case ByOccurredAt:
@@ -181,20 +165,8 @@ func (l Limits) Filter(q Query) (Filter, error) {
 	default:
 		ve.Add("time_field", "must be recorded_at or occurred_at")
 	}
-	switch Order(q.Order) {
-	case "", Desc:
-	case Asc:
-		f.Order = Asc
-	default:
-		ve.Add("order", "must be desc or asc")
-	}
-	if q.Limit != "" {
-		n, ok := parseSmallInt(q.Limit)
-		if !ok || n < 1 || n > MaxLimit {
-			ve.Add("limit", "must be an integer from 1 to %d", MaxLimit)
-		}
-		f.Limit = n
-	}
+	f.Order = ve.order(q.Order)
+	f.Limit = ve.limit(q.Limit)
 	if q.Cursor != "" {
 		c, err := DecodeCursor(q.Cursor)
 		switch {
@@ -234,4 +206,50 @@ func parseSmallInt(s string) (int, bool) {
 		n = -n
 	}
 	return n, true
+}
+
+// The parameter rules every listing shares (events and activity counts),
+// each adding its complaint to ve.
+
+// timeRange parses from and to (RFC 3339, optional) and checks their order.
+func (ve *ValidationError) timeRange(from, to string) (f, t time.Time) {
+	parse := func(name, s string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		v, err := ParseTime(s)
+		if err != nil {
+			ve.Add(name, "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
+		}
+		return v
+	}
+	f, t = parse("from", from), parse("to", to)
+	if !f.IsZero() && !t.IsZero() && f.After(t) {
+		ve.Add("from", "must not be after to")
+	}
+	return f, t
+}
+
+// order parses desc (the default) or asc.
+func (ve *ValidationError) order(s string) Order {
+	switch Order(s) {
+	case "", Desc:
+	case Asc:
+		return Asc
+	default:
+		ve.Add("order", "must be desc or asc")
+	}
+	return Desc
+}
+
+// limit parses a page size from 1 to MaxLimit; DefaultLimit when absent.
+func (ve *ValidationError) limit(s string) int {
+	if s == "" {
+		return DefaultLimit
+	}
+	n, ok := parseSmallInt(s)
+	if !ok || n < 1 || n > MaxLimit {
+		ve.Add("limit", "must be an integer from 1 to %d", MaxLimit)
+	}
+	return n
 }
