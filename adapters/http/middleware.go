@@ -45,16 +45,21 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // observe is the outermost middleware: it sets headers every response
 // carries, recovers from panics with a 500 problem, and writes one access
-// log line per request (method, route pattern, status, duration, size;
-// never bodies, query strings or credentials).
+// log line per request (method, route pattern, status, duration, size,
+// trace and span ids; never bodies, query strings or credentials). It also
+// starts the request's server span (continuing an incoming traceparent)
+// and records the request metrics (telemetry.go).
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx, span := s.tel.start(r)
+		r = r.WithContext(ctx)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+					span.End()
 					panic(v)
 				}
 				s.log.ErrorContext(r.Context(), "panic serving request",
@@ -64,7 +69,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 						"an internal error occurred; it has been logged"), http.StatusInternalServerError)
 				}
 			}
-			route := "unmatched"
+			route := routeUnmatched
 			if rctx := chi.RouteContext(r.Context()); rctx != nil {
 				if p := rctx.RoutePattern(); p != "" {
 					route = p
@@ -74,6 +79,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if !rec.wroteHeader {
 				status = http.StatusOK
 			}
+			elapsed := time.Since(start)
+			s.tel.finish(ctx, span, r.Method, route, status, elapsed)
 			level := slog.LevelInfo
 			switch {
 			case status >= 500:
@@ -81,13 +88,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			case status < 400 && (route == "/healthz" || route == "/readyz"):
 				level = slog.LevelDebug // probes every few seconds would drown the log
 			}
-			s.log.LogAttrs(r.Context(), level, "http request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", status),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", elapsed),
 				slog.Int64("bytes", rec.bytes),
-			)
+			}
+			if sc := span.SpanContext(); sc.IsValid() {
+				attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+			}
+			s.log.LogAttrs(ctx, level, "http request", attrs...)
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -63,13 +63,14 @@ func TestOpenAPIDocument(t *testing.T) {
 // its method, and every operation of the document is served.
 func TestOpenAPIDrift(t *testing.T) {
 	doc := mustOpenAPI(t)
-	// Every optional surface on: /v1/activity-counts and the web UI.
+	// Every optional surface on: /v1/activity-counts, the web UI and /metrics.
 	st := memory.New()
 	srv := httpapi.NewServer(httpapi.Config{
 		Events:       app.NewEvents(st, ports.SystemClock, domain.DefaultLimits()),
 		Counts:       app.NewCounts(st, ports.SystemClock, app.CountsConfig{Schedule: every4h{}}),
 		AuthDisabled: true,
 		UI:           http.NotFoundHandler(),
+		Metrics:      http.NotFoundHandler(),
 	})
 	served := map[string]bool{}
 	err := chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

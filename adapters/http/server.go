@@ -23,6 +23,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
@@ -59,6 +62,17 @@ type Config struct {
 	// /ui/, without authentication (its API calls carry the token); see
 	// package web. nil: not served.
 	UI http.Handler
+
+	// TracerProvider makes the per-request server spans (named "METHOD
+	// /route/template"); nil: no spans. Propagator reads an incoming
+	// traceparent; nil: the global one (otel.GetTextMapPropagator).
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	// MeterProvider makes the request metrics (telemetry.go); nil: none.
+	MeterProvider metric.MeterProvider
+	// Metrics, when set, is served at GET /metrics without
+	// authentication (the Prometheus exposition). nil: not mounted.
+	Metrics http.Handler
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes
@@ -86,6 +100,8 @@ type Server struct {
 	maxBody int64
 	noAuth  bool
 	ui      http.Handler
+	metrics http.Handler
+	tel     *instrumentation
 	mux     *chi.Mux
 }
 
@@ -109,6 +125,8 @@ func NewServer(cfg Config) *Server {
 		maxBody: cfg.MaxBodyBytes,
 		noAuth:  cfg.AuthDisabled,
 		ui:      cfg.UI,
+		metrics: cfg.Metrics,
+		tel:     newInstrumentation(cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator),
 		mux:     chi.NewRouter(),
 	}
 	if s.log == nil {
@@ -140,6 +158,9 @@ func (s *Server) routes() {
 
 	m.Get("/healthz", s.healthz)
 	m.Get("/readyz", s.readyz)
+	if s.metrics != nil {
+		m.Get("/metrics", s.metrics.ServeHTTP)
+	}
 	if s.ui != nil {
 		m.Get("/", s.ui.ServeHTTP)
 		m.Get("/ui/*", s.ui.ServeHTTP)

@@ -20,6 +20,7 @@ import (
 	"github.com/activityd/activityd/adapters/http/web"
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
 	"github.com/activityd/activityd/adapters/jobs/inprocess"
+	"github.com/activityd/activityd/adapters/telemetry"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
 )
@@ -34,6 +35,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 		log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
 	}
+	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: "activityd", Version: version})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		// Last: flush the spans and metrics of everything above.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "err", err)
+		}
+	}()
+	if tel.Exporter != "" {
+		log.Info("exporting traces", "exporter", tel.Exporter)
+	}
+	cacheHooks, err := telemetry.NewCacheHooks(tel.MeterProvider())
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -51,7 +72,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		cacheCfg app.CacheConfig
 	)
 	if cache != nil {
-		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}
+		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log,
+			Observe: func(view string, r app.CacheResult) { cacheHooks.Observe(view, string(r)) },
+			OnError: cacheHooks.OnError,
+		}
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
 	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
@@ -141,6 +165,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		AuthDisabled: cfg.AuthMode == "none",
 		UI:           web.Handler(),
+
+		TracerProvider: tel.TracerProvider(),
+		MeterProvider:  tel.MeterProvider(),
+		Metrics:        tel.MetricsHandler(),
 	})
 	srv := &http.Server{
 		Handler:           handler,
