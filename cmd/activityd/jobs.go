@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
 	"github.com/activityd/activityd/app"
@@ -66,7 +64,6 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	redis.SetLogger(redisLog{log})
 	settle := countSettle(cfg)
 	jobs, err := openAsynqJobs(cfg, settle, log)
 	if err != nil {
@@ -102,16 +99,11 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	redis.SetLogger(redisLog{log})
-	cache, closeCache, err := openCache(cfg)
+	cacheCfg, closeCache, err := openReadCache(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeCache()
-	var cacheCfg app.CacheConfig
-	if cache != nil {
-		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log}
-	}
 	// No ports.Jobs: the worker computes, it never enqueues.
 	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg))
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{

@@ -24,6 +24,7 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/activityd/activityd/adapters/storage"
 	_ "github.com/activityd/activityd/adapters/storage/memory"
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	redis.SetLogger(redisLog{log}) // go-redis's own lines (the cache, asynq) go to slog
 
 	switch cmd {
 	case "serve":

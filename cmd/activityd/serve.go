@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/activityd/activityd/adapters/auth"
 	memcache "github.com/activityd/activityd/adapters/cache/memory"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
@@ -61,21 +59,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer st.Close()
 
-	redis.SetLogger(redisLog{log})
-	cache, closeCache, err := openCache(cfg)
+	cacheCfg, closeCache, err := openReadCache(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeCache()
-	var (
-		opts     []app.Option
-		cacheCfg app.CacheConfig
-	)
-	if cache != nil {
-		cacheCfg = app.CacheConfig{Cache: cache, TTL: cfg.CacheTTL, Logger: log,
-			Observe: func(view string, r app.CacheResult) { cacheHooks.Observe(view, string(r)) },
-			OnError: cacheHooks.OnError,
-		}
+	var opts []app.Option
+	if cacheCfg.Cache != nil {
+		cacheCfg.Observe = func(view string, r app.CacheResult) { cacheHooks.Observe(view, string(r)) }
+		cacheCfg.OnError = cacheHooks.OnError
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
 	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
@@ -160,7 +152,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Counts:       counts,
 		Auth:         auth.Chain(jwtAuth, tokens),
 		Storage:      st,
-		Cache:        cachePinger(cache),
+		Cache:        cachePinger(cacheCfg.Cache),
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		AuthDisabled: cfg.AuthMode == "none",
@@ -254,20 +246,22 @@ func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, 
 	}
 }
 
-// openCache returns the read cache the configuration asks for: Redis when
-// REDIS_URL is set, else in-process; nil when CACHE_TTL=0.
-func openCache(cfg config) (ports.Cache, func(), error) {
+// openReadCache returns the read-cache configuration CACHE_TTL and
+// REDIS_URL ask for: Redis when REDIS_URL is set, else in process; the
+// zero CacheConfig (no caching) when CACHE_TTL=0.
+func openReadCache(cfg config, log *slog.Logger) (app.CacheConfig, func(), error) {
 	if cfg.CacheTTL <= 0 {
-		return nil, func() {}, nil
+		return app.CacheConfig{}, func() {}, nil
 	}
 	if cfg.RedisURL == "" {
-		return memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries}), func() {}, nil
+		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries})
+		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
 	}
 	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout})
 	if err != nil {
-		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		return app.CacheConfig{}, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	return c, func() { c.Close() }, nil
+	return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() { c.Close() }, nil
 }
 
 // cachePinger returns the cache for /readyz to report, when it can be
