@@ -21,11 +21,13 @@ type Events struct {
 	clock  ports.Clock
 	limits domain.Limits
 	cache  *readCache // nil: reads are not cached
+	// observer hears records and transitions (metrics); never nil.
+	observer Observer
 }
 
 // NewEvents returns the event use cases over store.
 func NewEvents(store ports.Events, clock ports.Clock, limits domain.Limits, opts ...Option) *Events {
-	s := &Events{store: store, clock: clock, limits: limits}
+	s := &Events{store: store, clock: clock, limits: limits, observer: nopObserver{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -50,6 +52,7 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 	}
 	if created {
 		s.invalidate(ctx, stored.UserID)
+		s.observer.Recorded(ctx, stored.Action)
 		return stored, true, nil
 	}
 	if !domain.SameContent(stored, e, in.OccurredAt != "") {
@@ -140,6 +143,7 @@ func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []doma
 		switch {
 		case r.Created:
 			items[i] = BatchItem{Event: r.Event, Created: true}
+			s.observer.Recorded(ctx, r.Event.Action)
 			if !slices.Contains(users, r.Event.UserID) {
 				users = append(users, r.Event.UserID)
 			}
@@ -272,9 +276,11 @@ func (s *Events) Transition(ctx context.Context, p domain.Principal, id, to stri
 		return domain.Event{}, err
 	}
 	if err := e.Status.CanMoveTo(target); err != nil {
+		s.observer.Transitioned(ctx, e.Status, target, TransitionInvalid)
 		return domain.Event{}, err
 	}
 	updated, err := s.store.SetStatus(ctx, e.ID, e.Status, target, domain.Normalize(s.clock.Now()), p.Name)
+	s.observer.Transitioned(ctx, e.Status, target, transitionResult(err))
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("transition event %s: %w", e.ID, err)
 	}

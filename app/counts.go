@@ -33,6 +33,8 @@ type CountsConfig struct {
 	Jobs ports.Jobs
 	// Cache caches List reads, like the event lists; the zero value: none.
 	Cache CacheConfig
+	// Observer hears each window computed (metrics); nil: none.
+	Observer Observer
 }
 
 // Counts is the counting use cases: the job that computes closed windows
@@ -46,6 +48,7 @@ type Counts struct {
 	settle     time.Duration
 	jobs       ports.Jobs
 	cache      *readCache // nil: reads are not cached
+	observer   Observer   // never nil
 }
 
 var _ ports.CountJob = (*Counts)(nil)
@@ -55,6 +58,9 @@ func NewCounts(store ports.Counts, clock ports.Clock, cfg CountsConfig) *Counts 
 	if cfg.MaxCatchup <= 0 {
 		cfg.MaxCatchup = DefaultMaxCatchup
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	return &Counts{
 		store:      store,
 		clock:      clock,
@@ -63,6 +69,7 @@ func NewCounts(store ports.Counts, clock ports.Clock, cfg CountsConfig) *Counts 
 		settle:     max(cfg.Settle, 0),
 		jobs:       cfg.Jobs,
 		cache:      newReadCache(cfg.Cache),
+		observer:   cfg.Observer,
 	}
 }
 
@@ -78,13 +85,27 @@ func (c *Counts) Plan(ctx context.Context, now time.Time) ([]domain.Window, int,
 	return due, skipped, nil
 }
 
+// Lag is how far counting is behind its schedule at now: the time since
+// the oldest window still uncounted became due (Settle after it closed),
+// or 0 when every due window is counted. Windows the catch-up bound will
+// never compute do not count.
+func (c *Counts) Lag(ctx context.Context, now time.Time) (time.Duration, error) {
+	due, _, err := c.Plan(ctx, now)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	return max(now.Sub(due[0].End.Add(c.settle)), 0), nil
+}
+
 // Compute computes one window (replacing an earlier result) and then
 // invalidates cached count reads. It is what a job runs.
 func (c *Counts) Compute(ctx context.Context, w domain.Window) (int, error) {
 	if !w.Valid() {
 		return 0, domain.Invalid("window", "end must be after start: %s", w)
 	}
+	began := time.Now()
 	users, err := c.store.ComputeWindow(ctx, w, domain.Normalize(c.clock.Now()))
+	c.observer.Computed(ctx, w, users, time.Since(began), err)
 	if err != nil {
 		return 0, fmt.Errorf("compute window %s: %w", w, err)
 	}
