@@ -20,7 +20,11 @@ import (
 // config is everything activityd reads from its environment (12-factor).
 // Each field's variable, default and effect are listed in README.md.
 type config struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// MetricsAddr is METRICS_ADDR: a listener of its own for /metrics
+	// (serve then no longer serves it on HTTP_ADDR; worker and scheduler
+	// serve metrics only there). "": none.
+	MetricsAddr     string
 	DatabaseURL     string
 	LogFormat       string // text, json or "" (auto: text on a terminal)
 	LogLevel        string
@@ -149,6 +153,25 @@ func (e *env) oneOf(def string, allowed []string, name string) string {
 	return def
 }
 
+// addr reads a listen address: host:port, or a bare port number.
+func (e *env) addr(def string, names ...string) string {
+	addr, name := e.first(names...)
+	switch {
+	case addr == "":
+		return def
+	case !strings.Contains(addr, ":"):
+		if p, err := strconv.Atoi(addr); err != nil || p < 0 || p > 65535 {
+			e.fail(name, addr, "must be a port number or host:port, e.g. 8080, :8080 or 127.0.0.1:8080")
+		}
+		return ":" + addr
+	default:
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			e.fail(name, addr, "must be host:port, e.g. :8080 or 127.0.0.1:8080")
+		}
+		return addr
+	}
+}
+
 // loadConfig reads the configuration through getenv (os.Getenv in main).
 // A bad value is an error naming the variable.
 func loadConfig(getenv func(string) string) (config, error) {
@@ -182,20 +205,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DBConnectTimeout:   e.duration(0, "DB_CONNECT_TIMEOUT"),
 	}
 
-	addr, name := e.first("HTTP_ADDR", "HTTP_PORT")
-	switch {
-	case addr == "":
-		c.HTTPAddr = ":8080"
-	case name == "HTTP_PORT" || !strings.Contains(addr, ":"):
-		if p, err := strconv.Atoi(addr); err != nil || p < 0 || p > 65535 {
-			e.fail(name, addr, "must be a port number (HTTP_PORT) or host:port (HTTP_ADDR)")
-		}
-		c.HTTPAddr = ":" + addr
-	default:
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			e.fail(name, addr, "must be host:port, e.g. :8080 or 127.0.0.1:8080")
-		}
-		c.HTTPAddr = addr
+	c.HTTPAddr = e.addr(":8080", "HTTP_ADDR", "HTTP_PORT")
+	c.MetricsAddr = e.addr("", "METRICS_ADDR")
+	if c.MetricsAddr != "" && c.MetricsAddr == c.HTTPAddr && !strings.HasSuffix(c.MetricsAddr, ":0") {
+		e.fail("METRICS_ADDR", c.MetricsAddr, "must differ from HTTP_ADDR (unset it to serve /metrics on the API port)")
 	}
 
 	c.Limits = domain.DefaultLimits()

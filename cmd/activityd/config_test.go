@@ -30,6 +30,9 @@ func TestLoadConfigValues(t *testing.T) {
 	}{
 		{"HTTP_PORT accepted", map[string]string{"HTTP_PORT": "9090"}, func(c config) bool { return c.HTTPAddr == ":9090" }},
 		{"HTTP_ADDR wins over HTTP_PORT", map[string]string{"HTTP_ADDR": "127.0.0.1:7000", "HTTP_PORT": "9090"}, func(c config) bool { return c.HTTPAddr == "127.0.0.1:7000" }},
+		{"METRICS_ADDR unset", nil, func(c config) bool { return c.MetricsAddr == "" }},
+		{"METRICS_ADDR port", map[string]string{"METRICS_ADDR": "9464"}, func(c config) bool { return c.MetricsAddr == ":9464" }},
+		{"METRICS_ADDR host:port", map[string]string{"METRICS_ADDR": "127.0.0.1:9464"}, func(c config) bool { return c.MetricsAddr == "127.0.0.1:9464" }},
 		{"DB_URL accepted", map[string]string{"DB_URL": "memory:"}, func(c config) bool { return c.DatabaseURL == "memory:" }},
 		{"DATABASE_URL wins", map[string]string{"DATABASE_URL": "sqlite:x.db", "DB_URL": "memory:"}, func(c config) bool { return c.DatabaseURL == "sqlite:x.db" }},
 		{"ACTIONS=*", map[string]string{"ACTIONS": "*"}, func(c config) bool { return c.Limits.Actions.Any() }},
@@ -76,6 +79,8 @@ func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"HTTP_PORT", "eighty"},
 		{"HTTP_PORT", "70000"},
 		{"HTTP_ADDR", "localhost:80:90"},
+		{"METRICS_ADDR", "metrics"},
+		{"METRICS_ADDR", ":8080"}, // the API's own address
 		{"LOG_FORMAT", "xml"},
 		{"LOG_LEVEL", "loud"},
 		{"AUTH_MODE", "maybe"},

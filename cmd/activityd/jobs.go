@@ -8,6 +8,7 @@ import (
 
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
+	"github.com/activityd/activityd/adapters/telemetry"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
 )
@@ -15,8 +16,9 @@ import (
 // countsConfig is the counting use cases' configuration, the same in
 // every process that builds them (serve, worker, scheduler), so they plan
 // the same windows and invalidate the same cache.
-func countsConfig(cfg config, settle time.Duration, jobs ports.Jobs, cache app.CacheConfig) app.CountsConfig {
+func countsConfig(cfg config, settle time.Duration, jobs ports.Jobs, cache app.CacheConfig, obs app.Observer) app.CountsConfig {
 	return app.CountsConfig{
+		Observer:   obs,
 		Schedule:   cfg.CountScheduleParsed,
 		MaxCatchup: cfg.CountMaxCatchup,
 		Settle:     settle,
@@ -59,6 +61,20 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := needRedis(cfg, "scheduler"); err != nil {
 		return err
 	}
+	tel, flushTelemetry, err := openTelemetry(ctx, "activityd-scheduler", log)
+	if err != nil {
+		return err
+	}
+	defer flushTelemetry()
+	appTel, err := newAppTelemetry(tel, cfg)
+	if err != nil {
+		return err
+	}
+	stopMetrics, err := serveMetrics(cfg, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -70,7 +86,13 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer jobs.Close()
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, app.CacheConfig{}))
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, app.CacheConfig{}, appTel.observer))
+	// The scheduler plans the windows, so it reports how far behind they are.
+	unobserve, err := telemetry.ObserveCountLag(tel.MeterProvider(), counts.Lag)
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer unobserve()
 	log.Info("activityd scheduler started", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
 		"storage", redactURL(cfg.DatabaseURL), "version", version)
 	if err := jobs.Run(ctx, counts); err != nil {
@@ -94,6 +116,20 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
+	tel, flushTelemetry, err := openTelemetry(ctx, "activityd-worker", log)
+	if err != nil {
+		return err
+	}
+	defer flushTelemetry()
+	appTel, err := newAppTelemetry(tel, cfg)
+	if err != nil {
+		return err
+	}
+	stopMetrics, err := serveMetrics(cfg, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -104,8 +140,9 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer closeCache()
+	cacheCfg = appTel.instrument(cacheCfg)
 	// No ports.Jobs: the worker computes, it never enqueues.
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg))
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg, appTel.observer))
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{
 		Redis:           opts,
 		Concurrency:     cfg.WorkerConcurrency,

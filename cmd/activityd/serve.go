@@ -33,25 +33,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 		log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
 	}
-	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: "activityd", Version: version})
+	tel, flushTelemetry, err := openTelemetry(ctx, "activityd", log)
 	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+		return err
 	}
-	defer func() {
-		// Last: flush the spans and metrics of everything above.
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("telemetry shutdown", "err", err)
-		}
-	}()
-	if tel.Exporter != "" {
-		log.Info("exporting traces", "exporter", tel.Exporter)
-	}
-	cacheHooks, err := telemetry.NewCacheHooks(tel.MeterProvider())
+	defer flushTelemetry() // last: the spans and metrics of everything below
+	appTel, err := newAppTelemetry(tel, cfg)
 	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+		return err
 	}
+	stopMetrics, err := serveMetrics(cfg, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	st, err := openStore(ctx, cfg)
 	if err != nil {
@@ -64,10 +59,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer closeCache()
-	var opts []app.Option
+	cacheCfg = appTel.instrument(cacheCfg)
+	opts := []app.Option{app.WithObserver(appTel.observer)}
 	if cacheCfg.Cache != nil {
-		cacheCfg.Observe = func(view string, r app.CacheResult) { cacheHooks.Observe(view, string(r)) }
-		cacheCfg.OnError = cacheHooks.OnError
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
 	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
@@ -93,8 +87,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			StopGrace: cfg.ShutdownTimeout, Logger: log})
 		jobs = runner
 	}
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, cacheCfg))
+	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, cacheCfg, appTel.observer))
 	if runner != nil {
+		// Counting runs here, so its lag is this process's to report.
+		unobserve, err := telemetry.ObserveCountLag(tel.MeterProvider(), counts.Lag)
+		if err != nil {
+			return fmt.Errorf("telemetry: %w", err)
+		}
+		defer unobserve()
 		jobsCtx, stopJobs := context.WithCancel(ctx)
 		jobsDone := make(chan struct{})
 		go func() {
@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 
 		TracerProvider: tel.TracerProvider(),
 		MeterProvider:  tel.MeterProvider(),
-		Metrics:        tel.MetricsHandler(),
+		Metrics:        apiMetrics(cfg, tel),
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -194,6 +194,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// apiMetrics is the /metrics handler of the API port: none when
+// METRICS_ADDR gives metrics a listener of their own.
+func apiMetrics(cfg config, tel *telemetry.Telemetry) http.Handler {
+	if cfg.MetricsAddr != "" {
+		return nil
+	}
+	return tel.MetricsHandler()
 }
 
 // redactURL hides a password in a storage URL before it is logged.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +68,11 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 		t.Fatalf("second count read not cached: %s", r.Header.Get("X-Cache"))
 	}
 
-	worker := startCmd(t, dir, "worker", "counting worker running", env...)
-	sched1 := startCmd(t, dir, "scheduler", "counting scheduler running", env...)
-	sched2 := startCmd(t, dir, "scheduler", "counting scheduler running", env...)
+	// Worker and schedulers serve their metrics on a listener of their own.
+	jobEnv := append(slices.Clip(env), "METRICS_ADDR=127.0.0.1:0")
+	worker := startCmd(t, dir, "worker", "counting worker running", jobEnv...)
+	sched1 := startCmd(t, dir, "scheduler", "counting scheduler running", jobEnv...)
+	sched2 := startCmd(t, dir, "scheduler", "counting scheduler running", jobEnv...)
 
 	// Wait until a computed window ends after the last event: every
 	// window holding the events is then computed.
@@ -95,6 +98,10 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	// schedulers did: as many tasks processed as distinct windows, each
 	// counted once by the worker. (The schedulers stop first, and the
 	// queue drains, so that no tick comes in the middle of the checks.)
+	// The scheduler reports how far counting is behind: a window at most.
+	if lag, ok := sample(scrape(t, metricsURL(t, sched1)), "activityd_count_lag_seconds"); !ok || lag < 0 || lag > 60 {
+		t.Errorf("scheduler's activityd_count_lag_seconds = %v (exported: %v), want 0..60", lag, ok)
+	}
 	for name, p := range map[string]*proc{"scheduler 1": sched1, "scheduler 2": sched2} {
 		if err := p.stop(t); err != nil {
 			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
@@ -161,6 +168,14 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	}
 	if got := listCounts(t, srv.base, admin).totals(); !mapsEqual(got, wantCounts) {
 		t.Fatalf("counts after a second computation %v, want %v", got, wantCounts)
+	}
+	// The worker's metrics count each computation, the admin's included.
+	wm := scrape(t, metricsURL(t, worker))
+	if n, _ := sample(wm, `activityd_count_runs_total{result="ok"}`); int(n) != len(completed)+1 {
+		t.Errorf("worker's activityd_count_runs_total{result=\"ok\"} = %v, want %d", n, len(completed)+1)
+	}
+	if n, _ := sample(wm, `activityd_count_windows_computed_total`); int(n) != len(completed)+1 {
+		t.Errorf("worker's activityd_count_windows_computed_total = %v, want %d", n, len(completed)+1)
 	}
 
 	for name, p := range map[string]*proc{"worker": worker, "serve": srv} {

@@ -2,21 +2,48 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMetrics: the binary serves /metrics without credentials, counting
-// requests by route template and numeric status, and its access log
-// lines carry trace and span ids.
+// requests by route template and numeric status, events recorded by
+// action, transitions by result and the in-process counting job; its
+// access log lines carry trace and span ids.
 func TestMetrics(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir, "DATABASE_URL=memory:")
+	admin := p.bootstrapToken(t)
 	want(t, call(t, "GET", p.base+"/healthz", "", ""), 200)
 	want(t, call(t, "GET", p.base+"/v1/events/00000000-0000-0000-0000-000000000000", "", ""), 401)
-
-	r := call(t, "GET", p.base+"/metrics", "", "")
-	want(t, r, 200)
+	var id string
+	for _, action := range []string{"login", "login", "upload_file"} {
+		r := call(t, "POST", p.base+"/v1/events", admin, fmt.Sprintf(`{"user_id":5,"action":%q}`, action))
+		want(t, r, 201)
+		id, _ = r.Body["id"].(string)
+	}
+	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"IN_PROGRESS"}`), 200)
+	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"PENDING"}`), 409)
+	for range 2 {
+		want(t, call(t, "GET", p.base+"/v1/events?user_id=5", admin, ""), 200)
+	}
+	// The in-process runner computed the latest closed window at start;
+	// the admin's run computes it again, in the background.
+	want(t, call(t, "POST", p.base+"/v1/activity-counts/runs", admin, ""), 202)
+	var r response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = call(t, "GET", p.base+"/metrics", "", "")
+		want(t, r, 200)
+		if n, _ := sample(r.Raw, `activityd_count_windows_computed_total`); n >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("/metrics Content-Type %q", ct)
 	}
@@ -24,11 +51,29 @@ func TestMetrics(t *testing.T) {
 		`activityd_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
 		`activityd_http_requests_total{method="GET",route="/v1/events/{id}",status="401"} 1`,
 		`activityd_http_requests_errors_total{method="GET",route="/v1/events/{id}",status="401"} 1`,
+		`activityd_http_requests_total{method="PATCH",route="/v1/events/{id}",status="409"} 1`,
 		`# TYPE activityd_http_request_duration_seconds histogram`,
+		`activityd_events_recorded_total{action="login"} 2`,
+		`activityd_events_recorded_total{action="upload_file"} 1`,
+		`activityd_event_transitions_total{from="PENDING",result="ok",to="IN_PROGRESS"} 1`,
+		`activityd_event_transitions_total{from="IN_PROGRESS",result="invalid",to="PENDING"} 1`,
+		`activityd_cache_requests_total{result="MISS",view="v1"} 1`,
+		`activityd_cache_requests_total{result="HIT",view="v1"} 1`,
+		`activityd_count_runs_total{result="ok"} 2`,
+		`activityd_count_windows_computed_total 2`,
+		`activityd_count_run_duration_seconds_count{result="ok"} 2`,
+		`activityd_count_lag_seconds 0`,
 	} {
-		if !strings.Contains(r.Raw, s) {
+		if !strings.Contains(r.Raw, s+"\n") {
 			t.Errorf("/metrics lacks %s", s)
 		}
+	}
+	// No label holds an id, a user id or a raw path.
+	if strings.Contains(r.Raw, id) || regexp.MustCompile(`(route|path)="/v1/events/[0-9a-f]`).MatchString(r.Raw) {
+		t.Errorf("/metrics leaks an id or a raw path")
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", r.Raw)
 	}
 
 	var traced bool
@@ -43,4 +88,60 @@ func TestMetrics(t *testing.T) {
 	if !traced {
 		t.Errorf("no access log line with trace_id and span_id:\n%s", p.logs())
 	}
+}
+
+// TestMetricsAddr: with METRICS_ADDR, /metrics moves to a listener of its
+// own and the API port no longer serves it.
+func TestMetricsAddr(t *testing.T) {
+	p := start(t, t.TempDir(), "DATABASE_URL=memory:", "METRICS_ADDR=127.0.0.1:0")
+	want(t, call(t, "GET", p.base+"/healthz", "", ""), 200)
+	if r := call(t, "GET", p.base+"/metrics", "", ""); r.Status != 404 {
+		t.Errorf("API port /metrics: %d, want 404", r.Status)
+	}
+	body := scrape(t, metricsURL(t, p))
+	if !strings.Contains(body, `activityd_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
+		t.Errorf("METRICS_ADDR /metrics lacks the API's requests:\n%s", body)
+	}
+}
+
+// metricsURL is the /metrics URL of p's METRICS_ADDR listener, from its
+// "serving metrics" log line.
+func metricsURL(t *testing.T, p *proc) string {
+	t.Helper()
+	for line := range strings.Lines(p.logs()) {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
+			return "http://" + rec.Addr + "/metrics"
+		}
+	}
+	t.Fatalf("no \"serving metrics\" log line:\n%s", p.logs())
+	return ""
+}
+
+// scrape GETs a /metrics URL.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
+}
+
+// sample is the value of the series exactly as written (name with its
+// labels) in a scrape, and whether it is there.
+func sample(body, series string) (float64, bool) {
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

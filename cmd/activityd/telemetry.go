@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/activityd/activityd/adapters/telemetry"
+	"github.com/activityd/activityd/app"
+)
+
+// openTelemetry starts the OpenTelemetry providers of one process; service
+// is its default service.name (OTEL_SERVICE_NAME overrides it). The
+// returned function flushes the spans and metrics still buffered; call it
+// last, after everything that may still make spans has stopped.
+func openTelemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Telemetry, func(), error) {
+	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: service, Version: version})
+	if err != nil {
+		return nil, nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if tel.Exporter != "" {
+		log.Info("exporting traces", "exporter", tel.Exporter)
+	}
+	return tel, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown: spans or metrics may be lost", "err", err)
+		}
+	}, nil
+}
+
+// appTelemetry is what the use cases report to: the observer (events,
+// transitions, window computations) and the cache hooks.
+type appTelemetry struct {
+	observer *telemetry.Observer
+	cache    *telemetry.CacheHooks
+}
+
+func newAppTelemetry(tel *telemetry.Telemetry, cfg config) (appTelemetry, error) {
+	o, err := telemetry.NewObserver(tel.MeterProvider(), cfg.Limits.Actions)
+	if err != nil {
+		return appTelemetry{}, fmt.Errorf("telemetry: %w", err)
+	}
+	c, err := telemetry.NewCacheHooks(tel.MeterProvider())
+	if err != nil {
+		return appTelemetry{}, fmt.Errorf("telemetry: %w", err)
+	}
+	return appTelemetry{observer: o, cache: c}, nil
+}
+
+// instrument sets cc's hooks to count cache reads and errors.
+func (a appTelemetry) instrument(cc app.CacheConfig) app.CacheConfig {
+	if cc.Cache != nil {
+		cc.Observe = func(view string, r app.CacheResult) { a.cache.Observe(view, string(r)) }
+		cc.OnError = a.cache.OnError
+	}
+	return cc
+}
+
+// serveMetrics serves the metrics at GET /metrics on METRICS_ADDR, in the
+// background, and returns the function that stops it. Without
+// METRICS_ADDR it serves nothing.
+func serveMetrics(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (stop func(), err error) {
+	if cfg.MetricsAddr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", "addr", cfg.MetricsAddr, "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
