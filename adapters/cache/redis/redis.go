@@ -32,6 +32,10 @@
 // included) is gone. Set enforces a margin by refusing a ttl above half
 // of CounterTTL; the configuration should check the same at start-up.
 //
+// Tracing: with Options.TracerProvider set, each command (or pipeline) run
+// under a span becomes a client span of its own, its child, through
+// go-redis's OpenTelemetry hook (see tracing.go).
+//
 // Under memory pressure, use maxmemory-policy volatile-ttl (or noeviction):
 // it evicts values, which expire sooner, before counters. A policy that may
 // evict a live counter can make readers see 0 and hit entries stored before
@@ -47,6 +51,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for zero Options fields.
@@ -73,6 +78,10 @@ type Options struct {
 	// DefaultCounterTTL). It must exceed every value TTL with a margin:
 	// Set refuses a ttl above CounterTTL/2.
 	CounterTTL time.Duration
+	// TracerProvider, when set, traces the Redis commands run within a
+	// span (a request's, a task's) as its children; commands with no span
+	// in their context are not traced. nil: no tracing, and no hook at all.
+	TracerProvider trace.TracerProvider
 }
 
 // Cache is the Redis cache.
@@ -99,8 +108,12 @@ func Open(rawURL string, opts Options) (*Cache, error) {
 func New(uo *redis.UniversalOptions, opts Options) *Cache {
 	opts = opts.withDefaults()
 	applyTimeouts(uo, opts)
+	client := redis.NewUniversalClient(uo)
+	if opts.TracerProvider != nil {
+		instrumentTracing(client, opts.TracerProvider)
+	}
 	return &Cache{
-		client:     redis.NewUniversalClient(uo),
+		client:     client,
 		prefix:     opts.KeyPrefix,
 		timeout:    opts.Timeout,
 		counterTTL: opts.CounterTTL,
@@ -145,7 +158,7 @@ func applyTimeouts(uo *redis.UniversalOptions, o Options) {
 	uo.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
-// Client returns the go-redis client, e.g. to add OpenTelemetry hooks.
+// Client returns the go-redis client.
 func (c *Cache) Client() redis.UniversalClient { return c.client }
 
 // Close closes the client's connections.

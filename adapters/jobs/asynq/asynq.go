@@ -25,6 +25,12 @@
 // requeued after a worker died mid-way) is harmless: computing a window
 // replaces its rows in one transaction, so counts are exact, never doubled.
 //
+// # Traces
+//
+// Given a TracerProvider, the scheduler's runs, the enqueues and the
+// workers' computations are spans of one trace per window request, the
+// trace context travelling in the tasks' headers: see tracing.go.
+//
 // # Why not asynq.Scheduler
 //
 // asynq's own scheduler enqueues a fixed task at each cron tick. The
@@ -47,6 +53,9 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -91,17 +100,25 @@ type Config struct {
 	// 0: DefaultRetention.
 	Retention time.Duration
 	Logger    *slog.Logger // nil: discard
+	// TracerProvider makes the scheduler's and the enqueues' spans.
+	// nil: no spans (a caller's trace context still goes into the tasks).
+	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context into the tasks' headers; it
+	// must match the workers'. nil: otel.GetTextMapPropagator().
+	Propagator propagation.TextMapPropagator
 }
 
 // Jobs is the asynq ports.Jobs: Run is the scheduler, Enqueue is how the
 // API hands windows over. Its methods are safe for concurrent use.
 type Jobs struct {
-	cfg   Config
-	log   *slog.Logger
-	rdb   redis.UniversalClient
-	cli   *asynq.Client
-	insp  *asynq.Inspector
-	clock func() time.Time
+	cfg    Config
+	log    *slog.Logger
+	rdb    redis.UniversalClient
+	cli    *asynq.Client
+	insp   *asynq.Inspector
+	clock  func() time.Time
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 }
 
 var _ ports.Jobs = (*Jobs)(nil)
@@ -121,13 +138,16 @@ func New(cfg Config) (*Jobs, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rdb := redis.NewUniversalClient(cfg.Redis)
+	tracer, prop := tracing(cfg.TracerProvider, cfg.Propagator)
 	return &Jobs{
-		cfg:   cfg,
-		log:   log,
-		rdb:   rdb,
-		cli:   asynq.NewClientFromRedisClient(rdb),
-		insp:  asynq.NewInspectorFromRedisClient(rdb),
-		clock: time.Now,
+		cfg:    cfg,
+		log:    log,
+		rdb:    rdb,
+		cli:    asynq.NewClientFromRedisClient(rdb),
+		insp:   asynq.NewInspectorFromRedisClient(rdb),
+		clock:  time.Now,
+		tracer: tracer,
+		prop:   prop,
 	}, nil
 }
 
@@ -146,25 +166,46 @@ func TaskID(w domain.Window) string {
 
 // payload is a count:window task's payload. Decoding ignores unknown
 // fields, so a later version may add some while older workers still run;
-// request-scoped context (a trace parent) belongs in the task's headers
-// (asynq.NewTaskWithHeaders), which newTask is the one place to set.
+// request-scoped context (the trace parent) belongs in the task's headers,
+// which newTask sets, so that the payload depends on the window alone.
 type payload struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
 
-// newTask returns the task that computes w.
-func (j *Jobs) newTask(_ context.Context, w domain.Window) (*asynq.Task, error) {
+// newTask returns the task that computes w, with the trace context of
+// ctx (the producer span's) in its headers; none when ctx has none.
+func (j *Jobs) newTask(ctx context.Context, w domain.Window) (*asynq.Task, error) {
 	b, err := json.Marshal(payload{Start: domain.Normalize(w.Start), End: domain.Normalize(w.End)})
 	if err != nil {
 		return nil, err
 	}
-	return asynq.NewTask(TypeWindow, b,
+	headers := propagation.MapCarrier{}
+	j.prop.Inject(ctx, headers)
+	return asynq.NewTaskWithHeaders(TypeWindow, b, headers,
 		asynq.TaskID(TaskID(w)),
 		asynq.Queue(Queue),
 		asynq.MaxRetry(j.cfg.MaxRetry),
 		asynq.Retention(j.cfg.Retention),
 	), nil
+}
+
+// startEnqueue starts the producer span of w's task, for reason
+// ("schedule" or "request"); newTask carries its context to the worker.
+func (j *Jobs) startEnqueue(ctx context.Context, w domain.Window, reason string) (context.Context, trace.Span) {
+	attrs := append(taskAttributes("send", Queue, TaskID(w)), windowAttributes(w)...)
+	attrs = append(attrs, attribute.String("activityd.enqueue.reason", reason))
+	return j.tracer.Start(ctx, spanEnqueue, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+}
+
+// endEnqueue ends a producer span with the enqueue's outcome or error.
+func endEnqueue(span trace.Span, outcome string, err error) {
+	if err != nil {
+		failSpan(span, err)
+	} else {
+		span.SetAttributes(attribute.String("activityd.task.outcome", outcome))
+	}
+	span.End()
 }
 
 // enqueue enqueues the task of w; queued reports false when a task of
@@ -189,35 +230,50 @@ func (j *Jobs) enqueue(ctx context.Context, w domain.Window) (queued bool, err e
 // first. A window whose task is waiting or running is not queued twice;
 // one whose task has completed (still retained) or is dead (archived) is
 // queued again, since an admin asked for it to be computed now.
+//
+// Each window gets a producer span, a child of ctx's span.
 func (j *Jobs) Enqueue(ctx context.Context, ws []domain.Window) error {
 	for _, w := range ws {
-		queued, err := j.enqueue(ctx, w)
-		if err != nil {
+		if err := j.enqueueRequested(ctx, w); err != nil {
 			return err
 		}
-		if queued {
-			j.log.InfoContext(ctx, "counting window enqueued", "window", w.String(), "task", TaskID(w), "reason", "enqueued")
-			continue
+	}
+	return nil
+}
+
+// enqueueRequested is Enqueue for one window, under its producer span.
+func (j *Jobs) enqueueRequested(ctx context.Context, w domain.Window) (err error) {
+	ctx, span := j.startEnqueue(ctx, w, "request")
+	outcome := outcomeExists
+	defer func() { endEnqueue(span, outcome, err) }()
+	queued, err := j.enqueue(ctx, w)
+	if err != nil {
+		return err
+	}
+	if queued {
+		outcome = outcomeEnqueued
+		j.log.InfoContext(ctx, "counting window enqueued", "window", w.String(), "task", TaskID(w), "reason", "enqueued")
+		return nil
+	}
+	info, err := j.insp.GetTaskInfo(Queue, TaskID(w))
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		// Expired or deleted in between: enqueue again below.
+	case err != nil:
+		return fmt.Errorf("asynqjobs: inspect the task of window %s: %w", w, err)
+	case info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived:
+		if err := j.insp.DeleteTask(Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("asynqjobs: replace the %s task of window %s: %w", info.State, w, err)
 		}
-		info, err := j.insp.GetTaskInfo(Queue, TaskID(w))
-		switch {
-		case errors.Is(err, asynq.ErrTaskNotFound):
-			// Expired or deleted in between: enqueue again below.
-		case err != nil:
-			return fmt.Errorf("asynqjobs: inspect the task of window %s: %w", w, err)
-		case info.State == asynq.TaskStateCompleted || info.State == asynq.TaskStateArchived:
-			if err := j.insp.DeleteTask(Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-				return fmt.Errorf("asynqjobs: replace the %s task of window %s: %w", info.State, w, err)
-			}
-		default: // pending, scheduled, retry or active: it will be computed
-			continue
-		}
-		if queued, err = j.enqueue(ctx, w); err != nil {
-			return err
-		}
-		if queued {
-			j.log.InfoContext(ctx, "counting window enqueued again", "window", w.String(), "task", TaskID(w), "reason", "enqueued")
-		}
+	default: // pending, scheduled, retry or active: it will be computed
+		return nil
+	}
+	if queued, err = j.enqueue(ctx, w); err != nil {
+		return err
+	}
+	if queued {
+		outcome = outcomeReplaced
+		j.log.InfoContext(ctx, "counting window enqueued again", "window", w.String(), "task", TaskID(w), "reason", "enqueued")
 	}
 	return nil
 }
@@ -271,33 +327,51 @@ func (j *Jobs) nextWake(now time.Time) time.Time {
 }
 
 // runDue plans the windows due now and enqueues them, oldest first; it
-// reports whether everything went well.
+// reports whether everything went well. It is one span (a trace of its
+// own), the parent of the planning's spans and of the producer spans.
 func (j *Jobs) runDue(ctx context.Context, job ports.CountJob) bool {
+	ctx, span := j.tracer.Start(ctx, spanSchedule)
+	defer span.End()
 	due, skipped, err := job.Plan(ctx, j.clock())
 	if err != nil {
 		if ctx.Err() == nil {
-			j.log.Warn("counting scheduler: planning failed; retrying", "err", err, "retry_in", j.cfg.RetryEvery)
+			failSpan(span, err)
+			j.log.WarnContext(ctx, "counting scheduler: planning failed; retrying", "err", err, "retry_in", j.cfg.RetryEvery)
 		}
 		return ctx.Err() != nil
 	}
+	span.SetAttributes(attribute.Int("activityd.windows.due", len(due)), attribute.Int("activityd.windows.skipped", skipped))
 	if skipped > 0 {
-		j.log.Warn("counting scheduler: more windows were missed than MAX_CATCHUP allows; the oldest are not counted",
+		j.log.WarnContext(ctx, "counting scheduler: more windows were missed than MAX_CATCHUP allows; the oldest are not counted",
 			"skipped", skipped, "caught_up", len(due))
 	}
 	for _, w := range due {
-		queued, err := j.enqueue(ctx, w)
+		queued, err := j.enqueueScheduled(ctx, w)
 		if err != nil {
 			if ctx.Err() == nil {
-				j.log.Warn("counting scheduler: enqueue failed; retrying", "window", w.String(), "err", err,
+				failSpan(span, err)
+				j.log.WarnContext(ctx, "counting scheduler: enqueue failed; retrying", "window", w.String(), "err", err,
 					"retry_in", j.cfg.RetryEvery)
 			}
 			return ctx.Err() != nil
 		}
 		if queued {
-			j.log.Info("counting window enqueued", "window", w.String(), "task", TaskID(w), "reason", "schedule")
+			j.log.InfoContext(ctx, "counting window enqueued", "window", w.String(), "task", TaskID(w), "reason", "schedule")
 		} else {
-			j.log.Debug("counting window already enqueued", "window", w.String(), "task", TaskID(w))
+			j.log.DebugContext(ctx, "counting window already enqueued", "window", w.String(), "task", TaskID(w))
 		}
 	}
 	return true
+}
+
+// enqueueScheduled is enqueue under a producer span.
+func (j *Jobs) enqueueScheduled(ctx context.Context, w domain.Window) (bool, error) {
+	ctx, span := j.startEnqueue(ctx, w, "schedule")
+	queued, err := j.enqueue(ctx, w)
+	outcome := outcomeExists
+	if queued {
+		outcome = outcomeEnqueued
+	}
+	endEnqueue(span, outcome, err)
+	return queued, err
 }

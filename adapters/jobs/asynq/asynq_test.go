@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/test/testenv"
@@ -90,6 +91,9 @@ type fakeJob struct {
 	fail     map[string]int
 	block    bool
 	started  chan struct{} // receives when a blocking computation starts
+	// spans are the span contexts the computations ran under, by TaskID,
+	// one per attempt.
+	spans map[string][]trace.SpanContext
 }
 
 func newFakeJob() *fakeJob {
@@ -110,6 +114,10 @@ func (f *fakeJob) Compute(ctx context.Context, w domain.Window) (int, error) {
 	id := TaskID(w)
 	f.mu.Lock()
 	f.attempts[id]++
+	if f.spans == nil {
+		f.spans = map[string][]trace.SpanContext{}
+	}
+	f.spans[id] = append(f.spans[id], trace.SpanContextFromContext(ctx))
 	failing := f.attempts[id] <= f.fail[id]
 	block := f.block
 	f.mu.Unlock()
@@ -184,7 +192,8 @@ func TestTaskID(t *testing.T) {
 	if TaskID(other) == TaskID(w1) {
 		t.Fatal("windows with the same start and another end share an id")
 	}
-	j := &Jobs{cfg: Config{MaxRetry: 3, Retention: time.Hour}}
+	// New dials nothing.
+	j := newJobs(t, Config{Redis: &redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}}, MaxRetry: 3, Retention: time.Hour})
 	task, err := j.newTask(context.Background(), w1)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,9 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -48,16 +51,26 @@ type WorkerConfig struct {
 	// (5s and 1s).
 	PollInterval time.Duration
 	Logger       *slog.Logger // nil: discard
+	// TracerProvider makes a consumer span for each computation, a child
+	// of the span that enqueued the task. nil: no spans (the computation
+	// still runs within the enqueuer's trace context, when the task has
+	// one).
+	TracerProvider trace.TracerProvider
+	// Propagator reads the trace context from the tasks' headers; it must
+	// match the enqueuers'. nil: otel.GetTextMapPropagator().
+	Propagator propagation.TextMapPropagator
 }
 
 // Worker processes the counting tasks: each count:window task computes
 // its window with CountJob.Compute.
 type Worker struct {
-	cfg WorkerConfig
-	log *slog.Logger
-	job ports.CountJob
-	rdb redis.UniversalClient
-	srv *asynq.Server
+	cfg    WorkerConfig
+	log    *slog.Logger
+	job    ports.CountJob
+	rdb    redis.UniversalClient
+	srv    *asynq.Server
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 }
 
 // NewWorker returns a worker computing windows with job; nothing runs
@@ -75,6 +88,7 @@ func NewWorker(cfg WorkerConfig, job ports.CountJob) (*Worker, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Worker{cfg: cfg, log: log, job: job, rdb: redis.NewUniversalClient(cfg.Redis)}
+	w.tracer, w.prop = tracing(cfg.TracerProvider, cfg.Propagator)
 	w.srv = asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{Queue: 1},
@@ -108,20 +122,35 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle computes the window of a count:window task. A payload that is
-// not a valid window is never retried (it goes to the archive at once).
-func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
+// handle computes the window of a count:window task, under a consumer
+// span that continues the trace in the task's headers; a failure is
+// recorded on it. A payload that is not a valid window is never retried
+// (it goes to the archive at once).
+func (w *Worker) handle(ctx context.Context, t *asynq.Task) (err error) {
+	id, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	ctx = w.prop.Extract(ctx, propagation.MapCarrier(t.Headers()))
+	attrs := append(taskAttributes("process", queue, id), attribute.Int("activityd.task.retry_count", retried))
+	ctx, span := w.tracer.Start(ctx, spanCompute, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	defer func() {
+		if err != nil {
+			failSpan(span, err)
+		}
+		span.End()
+	}()
+
 	win, err := decodeWindow(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	span.SetAttributes(windowAttributes(win)...)
 	began := time.Now()
 	users, err := w.job.Compute(ctx, win)
 	if err != nil {
 		return err
 	}
-	id, _ := asynq.GetTaskID(ctx)
-	retried, _ := asynq.GetRetryCount(ctx)
+	span.SetAttributes(attribute.Int("activityd.window.users", users))
 	w.log.InfoContext(ctx, "counted window", "window", win.String(), "users", users, "reason", "task",
 		"task", id, "retried", retried, "took", time.Since(began), "lag", time.Since(win.End))
 	return nil
