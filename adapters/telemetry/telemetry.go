@@ -3,7 +3,8 @@
 // serves on /metrics from a registry of its own, and a TracerProvider that
 // exports spans over OTLP when the standard OTEL_EXPORTER_OTLP_* variables
 // ask for it. Without an endpoint spans are still created (unexported), so
-// log lines carry trace and span ids.
+// log lines carry trace and span ids. OTEL_SDK_DISABLED=true turns both
+// off (no-op providers).
 //
 // It also builds the application's own instruments (cache reads and
 // errors) as hooks for app.CacheConfig, from the same MeterProvider.
@@ -26,12 +27,14 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config says what the service is; OTEL_SERVICE_NAME and
@@ -46,12 +49,16 @@ type Config struct {
 
 // Telemetry is the process's meter and tracer providers.
 type Telemetry struct {
-	meters   *sdkmetric.MeterProvider
-	tracers  *sdktrace.TracerProvider
+	meters   metric.MeterProvider
+	tracers  trace.TracerProvider
 	registry *prometheus.Registry
+	shutdown []func(context.Context) error
 	// Exporter names the span exporter in use: "otlp/http", "otlp/grpc"
 	// or "" (none).
 	Exporter string
+	// Disabled reports OTEL_SDK_DISABLED=true: no spans and no
+	// OpenTelemetry metrics (the Go runtime's and the process's remain).
+	Disabled bool
 }
 
 // New builds the providers and sets the global propagator to W3C Trace
@@ -64,6 +71,18 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t := &Telemetry{registry: reg}
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		// The specification's off switch: every provider a no-op.
+		t.Disabled = true
+		t.tracers = nooptrace.NewTracerProvider()
+		t.meters = noopmetric.NewMeterProvider()
+		return t, nil
+	}
+
 	attrs := []resource.Option{
 		resource.WithAttributes(semconv.ServiceName(cfg.ServiceName)),
 		resource.WithTelemetrySDK(),
@@ -80,8 +99,6 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		res = resource.Default()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(
 		otelprom.WithRegisterer(reg),
 		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
@@ -90,10 +107,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	t := &Telemetry{
-		registry: reg,
-		meters:   sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)),
-	}
+	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
@@ -110,13 +124,14 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 			t.Exporter = "otlp/http"
 		}
 		if err != nil {
-			_ = t.meters.Shutdown(ctx)
+			_ = meters.Shutdown(ctx)
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 		}
 		topts = append(topts, sdktrace.WithBatcher(spans))
 	}
-	t.tracers = sdktrace.NewTracerProvider(topts...)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	tracers := sdktrace.NewTracerProvider(topts...)
+	t.meters, t.tracers = meters, tracers
+	t.shutdown = []func(context.Context) error{tracers.Shutdown, meters.Shutdown}
 	return t, nil
 }
 
@@ -131,7 +146,12 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})
 }
 
-// Shutdown flushes and stops both providers.
+// Shutdown flushes and stops both providers: spans still buffered are
+// exported, within ctx's deadline.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	return errors.Join(t.tracers.Shutdown(ctx), t.meters.Shutdown(ctx))
+	var errs []error
+	for _, f := range t.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
 }

@@ -203,3 +203,35 @@ func TestCountLag(t *testing.T) {
 		t.Error("the lag is still exported after unregistering")
 	}
 }
+
+// TestSDKDisabled: OTEL_SDK_DISABLED=true makes every provider a no-op:
+// spans are not recorded, use-case metrics are not exported, and
+// /metrics still serves the Go runtime's.
+func TestSDKDisabled(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), telemetry.Config{Getenv: env(map[string]string{
+		"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	if !tel.Disabled || tel.Exporter != "" {
+		t.Fatalf("Disabled %v, Exporter %q", tel.Disabled, tel.Exporter)
+	}
+	_, span := tel.TracerProvider().Tracer("t").Start(context.Background(), "x")
+	if span.IsRecording() || span.SpanContext().IsValid() {
+		t.Error("a disabled SDK made a real span")
+	}
+	span.End()
+	o, err := telemetry.NewObserver(tel.MeterProvider(), domain.DefaultVocabulary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Recorded(context.Background(), "login")
+	body := scrape(t, tel)
+	if strings.Contains(body, "activityd_") || strings.Contains(body, "target_info") {
+		t.Errorf("a disabled SDK exported OpenTelemetry metrics:\n%s", body)
+	}
+	if !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics lost the Go runtime's metrics:\n%s", body)
+	}
+}
