@@ -39,7 +39,7 @@ func needRedis(cfg config, cmd string) error {
 
 // openAsynqJobs returns the asynq jobs (scheduler and enqueuer) over
 // REDIS_URL, in the same URL forms as the cache.
-func openAsynqJobs(cfg config, settle time.Duration, log *slog.Logger) (*asynqjobs.Jobs, error) {
+func openAsynqJobs(cfg config, settle time.Duration, tel *telemetry.Telemetry, log *slog.Logger) (*asynqjobs.Jobs, error) {
 	opts, err := rediscache.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -49,6 +49,9 @@ func openAsynqJobs(cfg config, settle time.Duration, log *slog.Logger) (*asynqjo
 		Schedule: cfg.CountScheduleParsed,
 		Settle:   settle,
 		Logger:   log,
+		// Each tick and enqueue is a span; its context travels in the
+		// task's headers to the worker's span.
+		TracerProvider: tel.TracerProvider(),
 	})
 }
 
@@ -81,7 +84,7 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer st.Close()
 	settle := countSettle(cfg)
-	jobs, err := openAsynqJobs(cfg, settle, log)
+	jobs, err := openAsynqJobs(cfg, settle, tel, log)
 	if err != nil {
 		return err
 	}
@@ -135,7 +138,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	cacheCfg, closeCache, err := openReadCache(cfg, log)
+	cacheCfg, closeCache, err := openReadCache(cfg, tel, log)
 	if err != nil {
 		return err
 	}
@@ -148,6 +151,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		Concurrency:     cfg.WorkerConcurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
+		TracerProvider:  tel.TracerProvider(),
 	}, counts)
 	if err != nil {
 		return err

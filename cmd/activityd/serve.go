@@ -54,7 +54,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer st.Close()
 
-	cacheCfg, closeCache, err := openReadCache(cfg, log)
+	cacheCfg, closeCache, err := openReadCache(cfg, tel, log)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	var jobs ports.Jobs
 	var runner *inprocess.Runner
 	if cfg.RedisURL != "" {
-		aj, err := openAsynqJobs(cfg, settle, log)
+		aj, err := openAsynqJobs(cfg, settle, tel, log)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func maintain(ctx context.Context, m ports.Maintainer, retention time.Duration, 
 // openReadCache returns the read-cache configuration CACHE_TTL and
 // REDIS_URL ask for: Redis when REDIS_URL is set, else in process; the
 // zero CacheConfig (no caching) when CACHE_TTL=0.
-func openReadCache(cfg config, log *slog.Logger) (app.CacheConfig, func(), error) {
+func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.CacheConfig, func(), error) {
 	if cfg.CacheTTL <= 0 {
 		return app.CacheConfig{}, func() {}, nil
 	}
@@ -266,7 +266,8 @@ func openReadCache(cfg config, log *slog.Logger) (app.CacheConfig, func(), error
 		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries})
 		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
 	}
-	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout})
+	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout,
+		TracerProvider: tel.TracerProvider()})
 	if err != nil {
 		return app.CacheConfig{}, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
