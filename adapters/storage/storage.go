@@ -12,6 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/activityd/activityd/ports"
 )
 
@@ -22,6 +26,27 @@ type Options struct {
 	ConnMaxLifetime  time.Duration // recycle connections after this long
 	StatementTimeout time.Duration // abandon a statement after this long
 	ConnectTimeout   time.Duration // give up connecting after this long
+
+	// TracerProvider, when set, makes every SQL statement of the SQL
+	// stores a client span (see TraceSQL): a child of the span in the
+	// statement's context, and none when the context has no span, so
+	// background work does not flood the traces. nil: the pools are not
+	// wrapped at all, at no cost; nor with a no-op provider (the
+	// go.opentelemetry.io/otel/trace/noop one, as OTEL_SDK_DISABLED gives).
+	TracerProvider trace.TracerProvider
+	// MeterProvider, when set, receives the connection pool metrics of
+	// the SQL stores (see ObservePool). nil: none.
+	MeterProvider metric.MeterProvider
+}
+
+// Traced returns the TracerProvider to trace SQL with, and false when
+// there is none or it is a no-op: then nothing is wrapped.
+func (o Options) Traced() (trace.TracerProvider, bool) {
+	switch o.TracerProvider.(type) {
+	case nil, nooptrace.TracerProvider, *nooptrace.TracerProvider:
+		return nil, false
+	}
+	return o.TracerProvider, true
 }
 
 // Opener opens a store for a URL of one of the schemes it registered.

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -18,14 +21,32 @@ func benchEvent(i int64, now time.Time) domain.Event {
 // BenchmarkCreate is single-event creates from many goroutines, one
 // statement (and commit) each.
 func BenchmarkCreate(b *testing.B) {
-	s := newStore(b)
+	benchCreate(b, newStore(b), context.Background())
+}
+
+// BenchmarkCreateTraced is BenchmarkCreate through the tracing wrapper
+// (storage.Options.TracerProvider, an SDK provider exporting nothing):
+// calls without a span in the context (no SQL spans, the wrapper's own
+// cost), and calls under a span (a client span per statement).
+func BenchmarkCreateTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider()
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s := newStoreWith(b, "", storage.Options{TracerProvider: tp})
+	b.Run("no-span", func(b *testing.B) { benchCreate(b, s, context.Background()) })
+	b.Run("span", func(b *testing.B) {
+		ctx, span := tp.Tracer("bench").Start(context.Background(), "bench")
+		defer span.End()
+		benchCreate(b, s, ctx)
+	})
+}
+
+func benchCreate(b *testing.B, s *Store, ctx context.Context) {
 	var n atomic.Int64
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
 		for pb.Next() {
 			if _, _, err := s.Create(ctx, benchEvent(n.Add(1), time.Now()), "bench"); err != nil {
 				b.Error(err)

@@ -40,6 +40,18 @@
 // store recovers by itself when PostgreSQL comes back. Open does not
 // connect; Ping or Migrate tell whether the server answers.
 //
+// # Telemetry
+//
+// With storage.Options.TracerProvider the pool's connector is wrapped by
+// otelsql (storage.TraceSQL): every statement run under a span is a client
+// span, its child, carrying the statement's text (db.query.text, never a
+// parameter's value), db.system.name=postgresql, db.namespace,
+// server.address and server.port; prepared statements are spans too
+// (sql.conn.prepare once per connection, then sql.stmt.query). Without a
+// span in the context, nothing is recorded. With
+// storage.Options.MeterProvider the pool's statistics are metrics
+// labelled pool="postgres" (storage.ObservePool).
+//
 // # Schema
 //
 // Migrate applies the versioned migrations embedded under migrations/ with
@@ -93,8 +105,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
@@ -124,6 +139,7 @@ type Store struct {
 	cfg       pq.Config // as used for the pool, for the migration connection
 	opTimeout time.Duration
 	stmts     stmtCache
+	unobserve func() error // ends the pool metrics
 }
 
 var (
@@ -187,7 +203,12 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	conn.Dialer(dialer{})
-	db := sql.OpenDB(conn)
+	var db *sql.DB
+	if tp, ok := opts.Traced(); ok {
+		db = otelsql.OpenDB(conn, storage.TraceSQL(tp, spanAttributes(cfg)...)...)
+	} else {
+		db = sql.OpenDB(conn)
+	}
 	maxOpen := cmpOr(opts.MaxOpenConns, DefaultMaxOpenConns)
 	db.SetMaxOpenConns(maxOpen)
 	db.SetMaxIdleConns(min(cmpOr(opts.MaxIdleConns, DefaultMaxIdleConns), maxOpen))
@@ -196,9 +217,35 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 	if stmtTimeout == 0 { // statement_timeout=0 in the URL: no limit
 		opT = 0
 	}
-	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT}
+	unobserve, err := storage.ObservePool(opts.MeterProvider, map[string]*sql.DB{PoolName: db})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT, unobserve: unobserve}
 	st.stmts.closed = cacheOff // a closed cache prepares nothing
 	return st, nil
+}
+
+// PoolName is the pool label of the pool metrics (storage.ObservePool).
+const PoolName = "postgres"
+
+// spanAttributes are set on every SQL span: the semantic conventions'
+// database system, database and server (the first, with several hosts).
+func spanAttributes(cfg pq.Config) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{semconv.DBSystemNamePostgreSQL}
+	if cfg.Database != "" {
+		attrs = append(attrs, semconv.DBNamespace(cfg.Database))
+	}
+	host, _, _ := strings.Cut(cfg.Host, ",")
+	if host == "" {
+		host = "localhost"
+	}
+	attrs = append(attrs, semconv.ServerAddress(host))
+	if cfg.Port != 0 {
+		attrs = append(attrs, semconv.ServerPort(int(cfg.Port)))
+	}
+	return attrs
 }
 
 func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -300,7 +347,7 @@ func unavailable(err error) error {
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.stmts.close()
-	return s.db.Close()
+	return errors.Join(s.unobserve(), s.db.Close())
 }
 
 // currentSchema names the schema unqualified tables are created in.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -176,6 +177,10 @@ func (s *Store) flushGroup(batch []*createReq) {
 		ctx, cancel = context.WithTimeout(context.Background(), cmp.Or(s.timeout, s.busy)+time.Second)
 	}
 	defer cancel()
+	var span trace.Span
+	if len(live) > 1 {
+		ctx, span = s.groupSpan(ctx, live)
+	}
 	es := make([]domain.Event, len(live))
 	for i, r := range live {
 		es[i] = r.e
@@ -186,6 +191,9 @@ func (s *Store) flushGroup(batch []*createReq) {
 		out, err = insertEvents(ctx, tx, es, func(i int) string { return live[i].by })
 		return err
 	})
+	if span != nil {
+		endSpan(span, err)
+	}
 	if err == nil {
 		for i, r := range live {
 			r.done <- createRes{c: out[i]}

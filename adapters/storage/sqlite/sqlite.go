@@ -36,6 +36,15 @@
 // lock row so that several processes may migrate one file at once.
 // Maintain (ports.Maintainer) applies retention.
 //
+// With storage.Options.TracerProvider both pools are opened through
+// otelsql (storage.TraceSQL): every statement run under a span is a client
+// span, its child, with its text (db.query.text, never a parameter's
+// value) and db.system.name=sqlite. A group commit's transaction runs
+// under a sqlite.group_commit span, a child of the first traced request's
+// span and linked to the others'. With storage.Options.MeterProvider the
+// pools' statistics are metrics labelled pool="sqlite_write" and
+// "sqlite_read" (in memory: "sqlite"); see storage.ObservePool.
+//
 // Errors meaning the database cannot serve now (locked past the busy
 // timeout, closed, I/O, a deadline) match domain.ErrUnavailable.
 package sqlite
@@ -60,8 +69,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -93,6 +105,9 @@ type Store struct {
 	timeout  time.Duration // per-operation deadline; 0: none
 	busy     time.Duration // busy_timeout
 	migrate  sync.Mutex    // one Migrate at a time in this process
+
+	tracer    trace.Tracer // group commit spans; nil: not traced
+	unobserve func() error // ends the pool metrics
 
 	// Group commit of Create (see groupWriter).
 	creates    chan *createReq
@@ -153,6 +168,18 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	common.Add("_pragma", "temp_store(MEMORY)")
 
 	s := &Store{timeout: opts.StatementTimeout, busy: busy}
+	openDB := func(dsn string) (*sqlx.DB, error) { return sqlx.Open("sqlite", dsn) }
+	if tp, ok := opts.Traced(); ok {
+		s.tracer = tp.Tracer(instrumentationName)
+		traced := storage.TraceSQL(tp, semconv.DBSystemNameSQLite)
+		openDB = func(dsn string) (*sqlx.DB, error) {
+			db, err := otelsql.Open("sqlite", dsn, traced...)
+			if err != nil {
+				return nil, err
+			}
+			return sqlx.NewDb(db, "sqlite"), nil
+		}
+	}
 	if opts.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
@@ -165,7 +192,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 		q := cloneValues(common)
 		q.Set("_txlock", "immediate")
 		mergeValues(q, cfg.Params)
-		db, err := sqlx.Open("sqlite", ":memory:?"+q.Encode())
+		db, err := openDB(":memory:?" + q.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: open in-memory database: %w", err)
 		}
@@ -178,6 +205,10 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 			return nil, mapErr("open in-memory database", err)
 		}
 		s.w, s.r = db, db
+		if s.unobserve, err = storage.ObservePool(opts.MeterProvider, map[string]*sql.DB{PoolMemory: db.DB}); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
 		s.start()
 		return s, nil
 	}
@@ -200,7 +231,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	wq.Set("_txlock", "immediate")
 	mergeValues(wq, cfg.Params)
 	s.writeDSN = cfg.Path + "?" + wq.Encode()
-	w, err := sqlx.Open("sqlite", s.writeDSN)
+	w, err := openDB(s.writeDSN)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
 	}
@@ -217,7 +248,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	rq.Add("_pragma", "query_only(1)")
 	rq.Add("_pragma", "cache_size(-8192)")
 	mergeValues(rq, cfg.Params)
-	r, err := sqlx.Open("sqlite", cfg.Path+"?"+rq.Encode())
+	r, err := openDB(cfg.Path + "?" + rq.Encode())
 	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
@@ -239,9 +270,26 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 		return nil, mapErr("open "+cfg.Path, err)
 	}
 	s.w, s.r = w, r
+	if s.unobserve, err = storage.ObservePool(opts.MeterProvider, map[string]*sql.DB{PoolWrite: w.DB, PoolRead: r.DB}); err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	s.start()
 	return s, nil
 }
+
+// The pool labels of the pool metrics (storage.ObservePool): a file
+// database has a write pool and a read pool, an in-memory one a single
+// pool.
+const (
+	PoolWrite  = "sqlite_write"
+	PoolRead   = "sqlite_read"
+	PoolMemory = "sqlite"
+)
+
+// instrumentationName names the tracer of the group commit spans.
+const instrumentationName = "github.com/activityd/activityd/adapters/storage/sqlite"
 
 func (s *Store) start() {
 	s.creates = make(chan *createReq)
@@ -289,7 +337,7 @@ func (s *Store) Close() error {
 		close(s.creates)
 		s.closing.Unlock()
 		<-s.writerDone
-		var errs []error
+		errs := []error{s.unobserve()}
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
