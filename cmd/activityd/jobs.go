@@ -78,7 +78,7 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, tel)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, tel)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	_ "github.com/activityd/activityd/adapters/storage/memory"
 	_ "github.com/activityd/activityd/adapters/storage/postgres"
 	_ "github.com/activityd/activityd/adapters/storage/sqlite"
+	"github.com/activityd/activityd/adapters/telemetry"
 	"github.com/activityd/activityd/ports"
 )
 
@@ -133,15 +134,21 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// openStore opens and migrates the store DATABASE_URL names.
-func openStore(ctx context.Context, cfg config) (ports.Store, error) {
-	st, err := storage.Open(ctx, cfg.DatabaseURL, storage.Options{
+// openStore opens and migrates the store DATABASE_URL names. With tel,
+// its statements are spans of the requests and jobs that run them, and
+// its connection pool is measured; nil (migrate, token): neither.
+func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry) (ports.Store, error) {
+	opts := storage.Options{
 		MaxOpenConns:     cfg.DBMaxOpenConns,
 		MaxIdleConns:     cfg.DBMaxIdleConns,
 		ConnMaxLifetime:  cfg.DBConnMaxLifetime,
 		StatementTimeout: cfg.DBStatementTimeout,
 		ConnectTimeout:   cfg.DBConnectTimeout,
-	})
+	}
+	if tel != nil {
+		opts.TracerProvider, opts.MeterProvider = tel.TracerProvider(), tel.MeterProvider()
+	}
+	st, err := storage.Open(ctx, cfg.DatabaseURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open storage (DATABASE_URL): %w", err)
 	}
@@ -153,7 +160,7 @@ func openStore(ctx context.Context, cfg config) (ports.Store, error) {
 }
 
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

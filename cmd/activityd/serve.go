@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer stopMetrics()
 
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, tel)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func tokenCmd(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	}
 	sub, args := args[0], args[1:]
 	run := func(f func(*app.Tokens) error) error {
-		st, err := openStore(ctx, cfg)
+		st, err := openStore(ctx, cfg, nil)
 		if err != nil {
 			return err
 		}

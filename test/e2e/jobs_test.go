@@ -26,7 +26,10 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	// A private Redis: asynq's keys have no prefix to keep tests apart.
 	redisAddr, _, _ := testenv.StartRedis(t)
 	const admin = "jobs-admin-token-0123456789abcdef"
+	traces := newOTLPReceiver(t)
 	env := []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + traces.URL,
+		"OTEL_BSP_SCHEDULE_DELAY=200",
 		"DATABASE_URL=" + dbURL,
 		"REDIS_URL=redis://" + redisAddr + "/0",
 		"BOOTSTRAP_ADMIN_TOKEN=" + admin,
@@ -183,6 +186,7 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
 		}
 	}
+	checkJobTraces(t, traces.received(), len(completed))
 	t.Logf("counts covered the events %v after the start; the whole test took %v",
 		covered.Round(time.Second), time.Since(began).Round(time.Second))
 }
@@ -266,4 +270,58 @@ func mapsEqual(a, b map[string]int64) bool {
 		}
 	}
 	return true
+}
+
+// checkJobTraces: every window the worker computed is traced across the
+// three processes: the worker's "count-window compute" span is the child
+// of the "count-window enqueue" span that put its task in the queue (its
+// context travelled in the task's headers), which a scheduler's tick made
+// — or, for the admin's run, serve's HTTP request. The SQL the worker ran
+// is under the compute span.
+func checkJobTraces(t *testing.T, spans []span, scheduled int) {
+	t.Helper()
+	byID := map[string]span{}
+	for _, s := range spans {
+		byID[s.SpanID] = s
+	}
+	root := func(s span) span {
+		for s.ParentID != "" {
+			p, ok := byID[s.ParentID]
+			if !ok {
+				break
+			}
+			s = p
+		}
+		return s
+	}
+	var fromTicks, fromRequest int
+	for _, s := range spans {
+		if s.Name != "count-window compute" || s.Service != "activityd-worker" || s.Error {
+			continue
+		}
+		enq, ok := byID[s.ParentID]
+		if !ok || enq.Name != "count-window enqueue" || enq.TraceID != s.TraceID {
+			t.Errorf("compute span %s: parent %s is not an enqueue span of its trace", s.SpanID, s.ParentID)
+			continue
+		}
+		switch r := root(enq); {
+		case enq.Service == "activityd-scheduler" && r.Name == "count-window schedule":
+			fromTicks++
+		case enq.Service == "activityd" && r.Name == "POST /v1/activity-counts/runs":
+			fromRequest++
+		default:
+			t.Errorf("enqueue span of %s rooted in %s %q", enq.Service, r.Service, r.Name)
+		}
+		var sql bool
+		for _, c := range spans {
+			sql = sql || (c.ParentID == s.SpanID && c.dbSystem() == "postgresql")
+		}
+		if !sql {
+			t.Errorf("no SQL span under the compute span %s", s.SpanID)
+		}
+	}
+	if fromTicks != scheduled || fromRequest != 1 {
+		t.Errorf("compute spans: %d from scheduler ticks (want %d), %d from the admin's request (want 1):\n%s",
+			fromTicks, scheduled, fromRequest, dumpSpans(spans))
+	}
 }
