@@ -141,6 +141,18 @@ func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meters }
 // TracerProvider is where tracers are made.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracers }
 
+// ClientTracerProvider is the tracer provider for client spans (SQL
+// statements, Redis commands): TracerProvider when spans are exported,
+// nil otherwise, so that drivers are not wrapped to make spans nobody
+// sees. Server and job spans are made either way: their ids are in the
+// log lines.
+func (t *Telemetry) ClientTracerProvider() trace.TracerProvider {
+	if t.Exporter == "" {
+		return nil
+	}
+	return t.tracers
+}
+
 // MetricsHandler serves the metrics in the Prometheus text format.
 func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})

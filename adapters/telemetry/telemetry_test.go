@@ -98,6 +98,9 @@ func TestNoExporterStillTraces(t *testing.T) {
 	if !span.SpanContext().IsValid() {
 		t.Error("span context is not valid")
 	}
+	if tel.ClientTracerProvider() != nil {
+		t.Error("client spans (SQL, Redis) would be made with nowhere to export them")
+	}
 }
 
 // TestOTLPExporterChoice: an endpoint turns on OTLP, over HTTP unless
@@ -117,6 +120,9 @@ func TestOTLPExporterChoice(t *testing.T) {
 		}
 		if tel.Exporter != tc.want {
 			t.Errorf("%v: exporter %q, want %q", tc.env, tel.Exporter, tc.want)
+		}
+		if tel.ClientTracerProvider() != tel.TracerProvider() {
+			t.Errorf("%v: exporting, but no client spans (SQL, Redis)", tc.env)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = tel.Shutdown(ctx)

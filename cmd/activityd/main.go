@@ -146,7 +146,7 @@ func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry) (ports
 		ConnectTimeout:   cfg.DBConnectTimeout,
 	}
 	if tel != nil {
-		opts.TracerProvider, opts.MeterProvider = tel.TracerProvider(), tel.MeterProvider()
+		opts.TracerProvider, opts.MeterProvider = tel.ClientTracerProvider(), tel.MeterProvider()
 	}
 	st, err := storage.Open(ctx, cfg.DatabaseURL, opts)
 	if err != nil {

@@ -267,7 +267,7 @@ func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.
 		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
 	}
 	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout,
-		TracerProvider: tel.TracerProvider()})
+		TracerProvider: tel.ClientTracerProvider()})
 	if err != nil {
 		return app.CacheConfig{}, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
