@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		jobs = aj
 	} else {
 		runner = inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: settle,
-			StopGrace: cfg.ShutdownTimeout, Logger: log})
+			StopGrace: cfg.ShutdownTimeout, Logger: log, TracerProvider: tel.TracerProvider()})
 		jobs = runner
 	}
 	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, cacheCfg, appTel.observer))

@@ -160,7 +160,8 @@ func TestOTLPExport(t *testing.T) {
 	}
 
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	req, _ := http.NewRequest("POST", p.base+"/v1/events", strings.NewReader(`{"user_id":3,"action":"login"}`))
+	const bodyMarker = "body-marker-5b1e"
+	req, _ := http.NewRequest("POST", p.base+"/v1/events", strings.NewReader(`{"user_id":3,"action":"login","metadata":{"note":"`+bodyMarker+`"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Token "+admin)
 	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
@@ -174,6 +175,18 @@ func TestOTLPExport(t *testing.T) {
 	}
 	id := call(t, "GET", p.base+"/v1/events?user_id=3", admin, "").Body["items"].([]any)[0].(map[string]any)["id"].(string)
 	want(t, call(t, "GET", p.base+"/v1/events/"+id, admin, ""), 200)
+
+	// The admin's "compute now", computed in process in the background:
+	// wait for it (the window computed at start, then this one).
+	want(t, call(t, "POST", p.base+"/v1/activity-counts/runs", admin, ""), 202)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if n, _ := sample(call(t, "GET", p.base+"/metrics", "", "").Raw, "activityd_count_windows_computed_total"); n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the admin's run was not computed within 10s")
+		}
+	}
 
 	time.Sleep(200 * time.Millisecond)
 	if n := len(rc.received()); n != 0 {
@@ -211,6 +224,38 @@ func TestOTLPExport(t *testing.T) {
 	var named bool
 	for _, s := range spans {
 		named = named || s.Name == "GET /v1/events/{id}"
+		for k, v := range s.Attrs {
+			if strings.Contains(v, admin) || strings.Contains(v, bodyMarker) {
+				t.Errorf("span %q attribute %s holds the token or the request body: %q", s.Name, k, v)
+			}
+		}
+	}
+	// The in-process job: the admin's window is computed under the
+	// request's span, with its SQL beneath.
+	var run, compute *span
+	for i, s := range spans {
+		if s.Name == "POST /v1/activity-counts/runs" {
+			run = &spans[i]
+		}
+	}
+	for i, s := range spans {
+		if run != nil && s.Name == "count-window compute" && s.ParentID == run.SpanID {
+			compute = &spans[i]
+		}
+	}
+	if run == nil || compute == nil {
+		t.Errorf("no count-window compute span under the admin's request:\n%s", dumpSpans(spans))
+	} else {
+		var sql bool
+		for _, s := range spans {
+			sql = sql || (s.ParentID == compute.SpanID && s.dbSystem() == "sqlite")
+		}
+		if !sql {
+			t.Errorf("no SQL span under the in-process compute span:\n%s", dumpSpans(spans))
+		}
+	}
+	if strings.Contains(p.logs(), admin) || strings.Contains(p.logs(), bodyMarker) {
+		t.Errorf("the log holds the token or the request body:\n%s", p.logs())
 	}
 	if !named {
 		t.Errorf("no span named by the route template GET /v1/events/{id}:\n%s", dumpSpans(spans))

@@ -19,6 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
@@ -45,6 +50,11 @@ type Config struct {
 	// (rolled back: nothing half-done is stored). 0: DefaultStopGrace.
 	StopGrace time.Duration
 	Logger    *slog.Logger // nil: discard
+	// TracerProvider makes a span for each scheduled run ("count-window
+	// schedule") and each window computed ("count-window compute", under
+	// the run, or under the span of the request that enqueued it). nil:
+	// no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Runner is the in-process ports.Jobs. Its methods are safe for
@@ -52,10 +62,24 @@ type Config struct {
 type Runner struct {
 	cfg     Config
 	log     *slog.Logger
+	tracer  trace.Tracer
 	mu      sync.Mutex
-	pending map[int64]domain.Window // enqueued, by start (Unix µs)
-	wake    chan struct{}           // capacity 1: "pending is not empty"
+	pending map[int64]enqueued // by window start (Unix µs)
+	wake    chan struct{}      // capacity 1: "pending is not empty"
 }
+
+// enqueued is a window waiting to be computed, with the span of whoever
+// enqueued it (invalid when none), the parent of its computation's span.
+type enqueued struct {
+	w  domain.Window
+	by trace.SpanContext
+}
+
+// Span names, the same as the asynq runner's.
+const (
+	spanSchedule = "count-window schedule"
+	spanCompute  = "count-window compute"
+)
 
 var _ ports.Jobs = (*Runner)(nil)
 
@@ -68,7 +92,12 @@ func New(cfg Config) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{cfg: cfg, log: log, pending: map[int64]domain.Window{}, wake: make(chan struct{}, 1)}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = nooptrace.NewTracerProvider()
+	}
+	return &Runner{cfg: cfg, log: log, tracer: tp.Tracer("github.com/activityd/activityd/adapters/jobs/inprocess"),
+		pending: map[int64]enqueued{}, wake: make(chan struct{}, 1)}
 }
 
 // Enqueue implements ports.Jobs: the windows are computed by Run as soon
@@ -78,9 +107,10 @@ func (r *Runner) Enqueue(ctx context.Context, ws []domain.Window) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	by := trace.SpanContextFromContext(ctx)
 	r.mu.Lock()
 	for _, w := range ws {
-		r.pending[w.Start.UnixMicro()] = w
+		r.pending[w.Start.UnixMicro()] = enqueued{w: w, by: by}
 	}
 	r.mu.Unlock()
 	select {
@@ -91,15 +121,15 @@ func (r *Runner) Enqueue(ctx context.Context, ws []domain.Window) error {
 }
 
 // take removes and returns the pending windows, oldest first.
-func (r *Runner) take() []domain.Window {
+func (r *Runner) take() []enqueued {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ws := make([]domain.Window, 0, len(r.pending))
-	for k, w := range r.pending {
-		ws = append(ws, w)
+	ws := make([]enqueued, 0, len(r.pending))
+	for k, e := range r.pending {
+		ws = append(ws, e)
 		delete(r.pending, k)
 	}
-	slices.SortFunc(ws, func(a, b domain.Window) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(ws, func(a, b enqueued) int { return a.w.Start.Compare(b.w.Start) })
 	return ws
 }
 
@@ -165,33 +195,68 @@ func (r *Runner) nextWake(now time.Time) time.Time {
 // runDue plans the windows due now and computes them; it reports whether
 // everything went well.
 func (r *Runner) runDue(ctx, work context.Context, job ports.CountJob) bool {
+	work, span := r.tracer.Start(work, spanSchedule, trace.WithNewRoot())
+	defer span.End()
 	due, skipped, err := job.Plan(work, time.Now())
 	if err != nil {
-		r.log.Warn("counting job: planning failed; retrying", "err", err, "retry_in", r.cfg.RetryEvery)
+		failSpan(span, err)
+		r.log.WarnContext(work, "counting job: planning failed; retrying", "err", err, "retry_in", r.cfg.RetryEvery)
 		return false
 	}
+	span.SetAttributes(attribute.Int("activityd.windows.due", len(due)), attribute.Int("activityd.windows.skipped", skipped))
 	if skipped > 0 {
-		r.log.Warn("counting job: more windows were missed than MAX_CATCHUP allows; the oldest are not counted",
+		r.log.WarnContext(work, "counting job: more windows were missed than MAX_CATCHUP allows; the oldest are not counted",
 			"skipped", skipped, "caught_up", len(due))
 	}
-	return r.compute(ctx, work, job, due, "schedule")
+	ws := make([]enqueued, len(due))
+	for i, w := range due {
+		ws[i] = enqueued{w: w, by: span.SpanContext()}
+	}
+	ok := r.compute(ctx, work, job, ws, "schedule")
+	if !ok {
+		span.SetStatus(codes.Error, "a window failed")
+	}
+	return ok
 }
 
 // compute computes ws in order, stopping early when ctx ends or a window
 // fails (the later ones stay due: the watermark has not passed them).
-func (r *Runner) compute(ctx, work context.Context, job ports.CountJob, ws []domain.Window, reason string) bool {
-	for _, w := range ws {
+func (r *Runner) compute(ctx, work context.Context, job ports.CountJob, ws []enqueued, reason string) bool {
+	for _, e := range ws {
 		if ctx.Err() != nil {
 			return true
 		}
-		began := time.Now()
-		users, err := job.Compute(work, w)
-		if err != nil {
-			r.log.Warn("counting job: window failed", "window", w.String(), "reason", reason, "err", err)
+		if !r.computeOne(work, job, e, reason) {
 			return false
 		}
-		r.log.Info("counted window", "window", w.String(), "users", users, "reason", reason,
-			"took", time.Since(began), "lag", time.Since(w.End))
 	}
 	return true
+}
+
+// computeOne computes one window under its span, a child of the span that
+// enqueued or planned it.
+func (r *Runner) computeOne(work context.Context, job ports.CountJob, e enqueued, reason string) bool {
+	w := e.w
+	work, span := r.tracer.Start(trace.ContextWithSpanContext(work, e.by), spanCompute, trace.WithAttributes(
+		attribute.String("activityd.window.start", domain.FormatTime(w.Start)),
+		attribute.String("activityd.window.end", domain.FormatTime(w.End)),
+		attribute.String("activityd.reason", reason)))
+	defer span.End()
+	began := time.Now()
+	users, err := job.Compute(work, w)
+	if err != nil {
+		failSpan(span, err)
+		r.log.WarnContext(work, "counting job: window failed", "window", w.String(), "reason", reason, "err", err)
+		return false
+	}
+	span.SetAttributes(attribute.Int("activityd.window.users", users))
+	r.log.InfoContext(work, "counted window", "window", w.String(), "users", users, "reason", reason,
+		"took", time.Since(began), "lag", time.Since(w.End))
+	return true
+}
+
+// failSpan records err on span and marks it failed.
+func failSpan(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
 }
