@@ -64,20 +64,11 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := needRedis(cfg, "scheduler"); err != nil {
 		return err
 	}
-	tel, flushTelemetry, err := openTelemetry(ctx, "activityd-scheduler", log)
+	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd-scheduler", log)
 	if err != nil {
 		return err
 	}
-	defer flushTelemetry()
-	appTel, err := newAppTelemetry(tel, cfg)
-	if err != nil {
-		return err
-	}
-	stopMetrics, err := serveMetrics(cfg, tel, log)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	defer stopTelemetry()
 	st, err := openStore(ctx, cfg, tel)
 	if err != nil {
 		return err
@@ -119,20 +110,11 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	tel, flushTelemetry, err := openTelemetry(ctx, "activityd-worker", log)
+	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd-worker", log)
 	if err != nil {
 		return err
 	}
-	defer flushTelemetry()
-	appTel, err := newAppTelemetry(tel, cfg)
-	if err != nil {
-		return err
-	}
-	stopMetrics, err := serveMetrics(cfg, tel, log)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	defer stopTelemetry()
 	st, err := openStore(ctx, cfg, tel)
 	if err != nil {
 		return err

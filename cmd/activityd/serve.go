@@ -33,20 +33,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 		log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
 	}
-	tel, flushTelemetry, err := openTelemetry(ctx, "activityd", log)
+	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd", log)
 	if err != nil {
 		return err
 	}
-	defer flushTelemetry() // last: the spans and metrics of everything below
-	appTel, err := newAppTelemetry(tel, cfg)
-	if err != nil {
-		return err
-	}
-	stopMetrics, err := serveMetrics(cfg, tel, log)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	defer stopTelemetry() // last: the spans and metrics of everything below
 
 	st, err := openStore(ctx, cfg, tel)
 	if err != nil {

@@ -13,25 +13,38 @@ import (
 	"github.com/activityd/activityd/app"
 )
 
-// openTelemetry starts the OpenTelemetry providers of one process; service
-// is its default service.name (OTEL_SERVICE_NAME overrides it). The
-// returned function flushes the spans and metrics still buffered; call it
-// last, after everything that may still make spans has stopped.
-func openTelemetry(ctx context.Context, service string, log *slog.Logger) (*telemetry.Telemetry, func(), error) {
+// startTelemetry starts the telemetry of one process: the OpenTelemetry
+// providers, what the use cases report to, and the METRICS_ADDR listener;
+// service is its default service.name (OTEL_SERVICE_NAME overrides it).
+// The returned function stops the metrics listener and flushes the spans and metrics
+// still buffered: defer it first, so that it runs last, after everything
+// that may still make spans has stopped.
+func startTelemetry(ctx context.Context, cfg config, service string, log *slog.Logger) (*telemetry.Telemetry, appTelemetry, func(), error) {
 	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: service, Version: version})
 	if err != nil {
-		return nil, nil, fmt.Errorf("telemetry: %w", err)
+		return nil, appTelemetry{}, nil, fmt.Errorf("telemetry: %w", err)
 	}
-	if tel.Exporter != "" {
-		log.Info("exporting traces", "exporter", tel.Exporter)
-	}
-	return tel, func() {
+	flush := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := tel.Shutdown(sctx); err != nil {
 			log.Warn("telemetry shutdown: spans or metrics may be lost", "err", err)
 		}
-	}, nil
+	}
+	if tel.Exporter != "" {
+		log.Info("exporting traces", "exporter", tel.Exporter)
+	}
+	app, err := newAppTelemetry(tel, cfg)
+	if err != nil {
+		flush()
+		return nil, appTelemetry{}, nil, err
+	}
+	stopMetrics, err := serveMetrics(cfg, tel, log)
+	if err != nil {
+		flush()
+		return nil, appTelemetry{}, nil, err
+	}
+	return tel, app, func() { stopMetrics(); flush() }, nil
 }
 
 // appTelemetry is what the use cases report to: the observer (events,
