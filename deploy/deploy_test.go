@@ -29,6 +29,7 @@ import (
 
 	// A fork of gopkg.in/yaml.v3 (same API) that go.mod already requires,
 	// for kin-openapi.
+	"github.com/activityd/activityd/test/promql"
 	yaml "github.com/oasdiff/yaml3"
 )
 
@@ -651,7 +652,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			if strings.Contains(q.Query, "$__tags") && !strings.Contains(q.Query, "$$__tags") {
 				t.Errorf("query %q: Grafana expands $__tags in provisioning files as an environment variable; write $$__tags", q.Query)
 			}
-			for _, m := range promMetrics(strings.ReplaceAll(q.Query, "$$", "$")) {
+			for _, m := range promql.Metrics(strings.ReplaceAll(q.Query, "$$", "$")) {
 				if !knownMetric(m) {
 					t.Errorf("tracesToMetrics query %q uses %s, which activityd does not export", q.Name, m)
 				}
@@ -757,7 +758,7 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("panel %q: refId %q empty or repeated", p.Title, tg.RefID)
 			}
 			refs[tg.RefID] = true
-			ms := promMetrics(tg.Expr)
+			ms := promql.Metrics(tg.Expr)
 			if len(ms) == 0 {
 				t.Errorf("panel %q %s: no metric in %q", p.Title, tg.RefID, tg.Expr)
 			}
@@ -776,7 +777,7 @@ func TestDashboard(t *testing.T) {
 					labels["le"] = true
 				}
 			}
-			for _, l := range promGroupingLabels(tg.Expr) {
+			for _, l := range promql.GroupingLabels(tg.Expr) {
 				if !labels[l] {
 					t.Errorf("panel %q: groups by %q, a label none of %v has", p.Title, l, ms)
 				}
@@ -866,54 +867,4 @@ func TestComposeConfig(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
-}
-
-// --- PromQL, roughly --------------------------------------------------------
-
-var (
-	promString   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
-	grafanaVar   = regexp.MustCompile(`\$\{[^}]*\}|\$\w+`)
-	promBraces   = regexp.MustCompile(`\{[^{}]*\}`)
-	promBrackets = regexp.MustCompile(`\[[^\[\]]*\]`)
-	promGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)`)
-	promIdent    = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
-	promKeywords = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true,
-		"group_right": true, "bool": true, "and": true, "or": true, "unless": true, "offset": true, "atan2": true,
-		"inf": true, "nan": true, "Inf": true, "NaN": true}
-)
-
-// promMetrics returns the metric names a PromQL expression selects (the
-// same rules as test/e2e/dashboard_test.go's).
-func promMetrics(expr string) []string {
-	s := promString.ReplaceAllString(expr, `""`)
-	s = grafanaVar.ReplaceAllString(s, " ")
-	s = promBraces.ReplaceAllString(s, " ")
-	s = promBrackets.ReplaceAllString(s, " ")
-	s = promGrouping.ReplaceAllString(s, " ")
-	var out []string
-	for _, loc := range promIdent.FindAllStringIndex(s, -1) {
-		name := s[loc[0]:loc[1]]
-		if loc[0] > 0 && strings.ContainsRune("0123456789.", rune(s[loc[0]-1])) {
-			continue
-		}
-		if strings.HasPrefix(strings.TrimLeft(s[loc[1]:], " \t\n"), "(") || promKeywords[name] {
-			continue
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-func promGroupingLabels(expr string) []string {
-	var out []string
-	for _, m := range promGrouping.FindAllStringSubmatch(promString.ReplaceAllString(expr, `""`), -1) {
-		for _, l := range strings.Split(m[1], ",") {
-			if l = strings.TrimSpace(l); l != "" && !slices.Contains(out, l) {
-				out = append(out, l)
-			}
-		}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activityd/activityd/test/promql"
 	"github.com/activityd/activityd/test/testenv"
 )
 
@@ -34,7 +35,7 @@ func TestDashboardHonesty(t *testing.T) {
 	var foreign []string
 	used := map[string]bool{}
 	for _, e := range exprs {
-		for _, m := range promMetrics(e) {
+		for _, m := range promql.Metrics(e) {
 			if strings.HasPrefix(m, "activityd_") {
 				used[m] = true
 			} else if !runtimeMetric(m) {
@@ -136,7 +137,7 @@ func TestDashboardHonesty(t *testing.T) {
 	// Skipped for an expr whose metrics are missing: reported above.
 	var badLabels []string
 	for _, e := range exprs {
-		ms := promMetrics(e)
+		ms := promql.Metrics(e)
 		if slices.ContainsFunc(ms, func(m string) bool { _, ok := exported.samples[m]; return !ok }) {
 			continue
 		}
@@ -146,23 +147,23 @@ func TestDashboardHonesty(t *testing.T) {
 				have[l] = true
 			}
 		}
-		for _, l := range promGroupingLabels(e) {
+		for _, l := range promql.GroupingLabels(e) {
 			if !have[l] {
 				badLabels = append(badLabels, fmt.Sprintf("by/on label %q is on none of %v (in %s)", l, ms, e))
 			}
 		}
-		for _, s := range promSelectors(e) {
-			if _, ok := exported.samples[s.metric]; !ok {
+		for _, s := range promql.Selectors(e) {
+			if _, ok := exported.samples[s.Metric]; !ok {
 				continue
 			}
-			values, ok := exported.samples[s.metric][s.label]
+			values, ok := exported.samples[s.Metric][s.Label]
 			switch {
-			case !ok && (s.label == "job" || s.label == "instance"):
+			case !ok && (s.Label == "job" || s.Label == "instance"):
 			case !ok:
-				badLabels = append(badLabels, fmt.Sprintf("%s has no label %q (in %s)", s.metric, s.label, e))
-			case s.op == "=" && !values[s.value]:
+				badLabels = append(badLabels, fmt.Sprintf("%s has no label %q (in %s)", s.Metric, s.Label, e))
+			case s.Op == "=" && !values[s.Value]:
 				badLabels = append(badLabels, fmt.Sprintf("%s{%s=%q}: no such value exported, only %v (in %s)",
-					s.metric, s.label, s.value, sortedKeys(values), e))
+					s.Metric, s.Label, s.Value, sortedKeys(values), e))
 			}
 		}
 	}
@@ -201,76 +202,6 @@ func dashboardExprs(t *testing.T, path string) []string {
 		}
 	}
 	walk(doc)
-	return out
-}
-
-var (
-	promString   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
-	grafanaVar   = regexp.MustCompile(`\$\{[^}]*\}|\$\w+`)
-	promBraces   = regexp.MustCompile(`\{[^{}]*\}`)
-	promBrackets = regexp.MustCompile(`\[[^\[\]]*\]`)
-	promGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)`)
-	promIdent    = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
-	promSelector = regexp.MustCompile(`([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^{}]*)\}`)
-	promMatcher  = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')`)
-	// promKeywords are the identifiers of PromQL that are not followed by
-	// "(" and are not metric names.
-	promKeywords = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true,
-		"group_right": true, "bool": true, "and": true, "or": true, "unless": true, "offset": true, "atan2": true,
-		"inf": true, "nan": true, "Inf": true, "NaN": true}
-)
-
-// promMetrics returns the metric names expr selects: what is left of its
-// identifiers once strings, label matchers, ranges, grouping label lists,
-// Grafana variables, function names, keywords and number/duration
-// suffixes are set aside.
-func promMetrics(expr string) []string {
-	s := promString.ReplaceAllString(expr, `""`)
-	s = grafanaVar.ReplaceAllString(s, " ")
-	s = promBraces.ReplaceAllString(s, " ")
-	s = promBrackets.ReplaceAllString(s, " ")
-	s = promGrouping.ReplaceAllString(s, " ")
-	var out []string
-	for _, loc := range promIdent.FindAllStringIndex(s, -1) {
-		name := s[loc[0]:loc[1]]
-		if loc[0] > 0 && strings.ContainsRune("0123456789.", rune(s[loc[0]-1])) {
-			continue // 1e3, 0x1f, 5m
-		}
-		if strings.HasPrefix(strings.TrimLeft(s[loc[1]:], " \t\n"), "(") || promKeywords[name] {
-			continue // a function or an aggregation, or a keyword
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// promGroupingLabels returns the labels of expr's by/without/on/ignoring/
-// group_left/group_right lists.
-func promGroupingLabels(expr string) []string {
-	var out []string
-	for _, m := range promGrouping.FindAllStringSubmatch(promString.ReplaceAllString(expr, `""`), -1) {
-		for _, l := range strings.Split(m[1], ",") {
-			if l = strings.TrimSpace(l); l != "" && !slices.Contains(out, l) {
-				out = append(out, l)
-			}
-		}
-	}
-	return out
-}
-
-type promMatch struct{ metric, label, op, value string }
-
-// promSelectors returns the label matchers of expr's metric{...} selectors.
-func promSelectors(expr string) []promMatch {
-	var out []promMatch
-	for _, sel := range promSelector.FindAllStringSubmatch(expr, -1) {
-		for _, m := range promMatcher.FindAllStringSubmatch(sel[2], -1) {
-			v := m[3][1 : len(m[3])-1]
-			out = append(out, promMatch{metric: sel[1], label: m[1], op: m[2], value: v})
-		}
-	}
 	return out
 }
 
@@ -365,34 +296,4 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// TestDashboardPromQLParsing pins the metric-name extraction the honesty
-// test relies on.
-func TestDashboardPromQLParsing(t *testing.T) {
-	for _, tc := range []struct {
-		expr   string
-		want   []string
-		labels []string
-	}{
-		{`sum by (route, le) (rate(activityd_http_request_duration_seconds_bucket{status=~"5..", route!="a{b}"}[$__rate_interval]))`,
-			[]string{"activityd_http_request_duration_seconds_bucket"}, []string{"route", "le"}},
-		{`histogram_quantile(0.95, sum(rate(x_bucket[5m])) by (le)) * 1e3 + foo offset 5m`,
-			[]string{"x_bucket", "foo"}, []string{"le"}},
-		{`sum(rate(a_total[1h])) / ignoring(op) group_left sum without (job) (b:recorded) > bool 0`,
-			[]string{"a_total", "b:recorded"}, []string{"op", "job"}},
-		{`max by (job) (activityd_count_lag_seconds)`, []string{"activityd_count_lag_seconds"}, []string{"job"}},
-		{`rate(m{l="by (x)"}[${__interval}]) and on() vector(1)`, []string{"m"}, nil},
-	} {
-		if got := promMetrics(tc.expr); !slices.Equal(got, tc.want) {
-			t.Errorf("promMetrics(%s) = %v, want %v", tc.expr, got, tc.want)
-		}
-		if got := promGroupingLabels(tc.expr); !slices.Equal(got, tc.labels) {
-			t.Errorf("promGroupingLabels(%s) = %v, want %v", tc.expr, got, tc.labels)
-		}
-	}
-	sel := promSelectors(`a{result="HIT", view=~"x|y"} / b`)
-	if len(sel) != 2 || sel[0] != (promMatch{"a", "result", "=", "HIT"}) || sel[1] != (promMatch{"a", "view", "=~", "x|y"}) {
-		t.Errorf("promSelectors: %+v", sel)
-	}
 }
