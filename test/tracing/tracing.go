@@ -1,7 +1,9 @@
 // Package tracing helps tests check the telemetry of real adapters: spans
 // recorded in memory (sdktrace's SpanRecorder), metrics scraped from the
 // Prometheus exposition of adapters/telemetry, exactly as /metrics serves
-// them. Its own tests follow a request from HTTP to SQL.
+// them. RunSQL is the contract every SQL storage adapter's telemetry must
+// pass (SQL spans, pool metrics), as test/storagetest is its behaviour's.
+// Its own tests follow a request from HTTP to SQL.
 package tracing
 
 import (
@@ -148,4 +150,49 @@ func Describe(spans []sdktrace.ReadOnlySpan) string {
 		}
 	}
 	return b.String()
+}
+
+// UnderSpan runs f with a context that carries a new span of tp named
+// name, ends that span, and returns the SQL spans (SQLSpans) that rec saw
+// end meanwhile, after checking them with CheckChildren.
+func UnderSpan(t testing.TB, tp trace.TracerProvider, rec *tracetest.SpanRecorder, name string, f func(ctx context.Context)) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	n := len(rec.Ended())
+	ctx, span := tp.Tracer("test").Start(t.Context(), name)
+	f(ctx)
+	span.End()
+	spans := SQLSpans(rec.Ended()[n:])
+	CheckChildren(t, spans, span.SpanContext())
+	return spans
+}
+
+// CheckChildren fails t unless there are spans and each is a client span,
+// a child of parent in parent's trace.
+func CheckChildren(t testing.TB, spans []sdktrace.ReadOnlySpan, parent trace.SpanContext) {
+	t.Helper()
+	if len(spans) == 0 {
+		t.Fatal("no SQL spans")
+	}
+	for _, sp := range spans {
+		if sp.SpanKind() != trace.SpanKindClient {
+			t.Errorf("span %s: kind %v, want client", sp.Name(), sp.SpanKind())
+		}
+		if sp.Parent().TraceID() != parent.TraceID() || sp.Parent().SpanID() != parent.SpanID() ||
+			sp.SpanContext().TraceID() != parent.TraceID() {
+			t.Errorf("span %s: parent %v in trace %v, want %v in %v", sp.Name(),
+				sp.Parent().SpanID(), sp.SpanContext().TraceID(), parent.SpanID(), parent.TraceID())
+		}
+	}
+}
+
+// FindSpan returns the first of spans named name ("" for any name) whose
+// db.query.text contains query ("" for any statement, or none).
+func FindSpan(spans []sdktrace.ReadOnlySpan, name, query string) sdktrace.ReadOnlySpan {
+	for _, sp := range spans {
+		q, ok := Attr(sp, "db.query.text")
+		if (name == "" || sp.Name() == name) && (query == "" || ok && strings.Contains(q, query)) {
+			return sp
+		}
+	}
+	return nil
 }
