@@ -11,9 +11,11 @@ import (
 
 	"github.com/XSAM/otelsql"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
 )
 
 // instrumentationName names the meter of the pool metrics.
@@ -143,4 +145,42 @@ func ObservePool(mp metric.MeterProvider, pools map[string]*sql.DB) (unregister 
 		once.Do(func() { err = reg.Unregister() })
 		return err
 	}, nil
+}
+
+// BatchSpan starts the span of a statement or transaction that serves a
+// group of requests at once (a group commit): a child of the first traced
+// request's span, linked to the others' (as a batch is in OpenTelemetry),
+// so the shared SQL shows in one request's trace and the others point to
+// it. With a nil tracer, or no traced request, it returns ctx and a span
+// that records nothing. End it with EndSpan.
+func BatchSpan(ctx context.Context, tracer trace.Tracer, name string, requests []context.Context, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if tracer == nil {
+		return ctx, nooptrace.Span{}
+	}
+	var parent trace.SpanContext
+	var links []trace.Link
+	for _, r := range requests {
+		sc := trace.SpanContextFromContext(r)
+		switch {
+		case !sc.IsValid():
+		case !parent.IsValid():
+			parent = sc
+		default:
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if !parent.IsValid() {
+		return ctx, nooptrace.Span{}
+	}
+	return tracer.Start(trace.ContextWithSpanContext(ctx, parent), name,
+		trace.WithLinks(links...), trace.WithAttributes(attrs...))
+}
+
+// EndSpan ends span, recording err as its error when not nil.
+func EndSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "")
+	}
+	span.End()
 }

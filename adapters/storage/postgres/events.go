@@ -61,10 +61,8 @@ WHERE NOT EXISTS (SELECT 1 FROM claim)
   AND e.id = $1::uuid
   AND e.recorded_at = (SELECT recorded_at FROM event_ids WHERE id = $1::uuid)`
 
-// Create implements ports.Events.
-func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
-	ctx, cancel := s.op(ctx)
-	defer cancel()
+// createOne stores one event with createSQL, within ctx.
+func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
 	e = normalize(e)
 	var (
 		created bool
@@ -90,15 +88,15 @@ func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.E
 	}
 }
 
-// createManySQL is createSQL for a batch passed as arrays: one statement,
-// one round trip. Ids are claimed in id order so that concurrent batches
+// createManySQL is createSQL for a batch passed as arrays (each event with
+// its own author): one statement, one round trip. Ids are claimed in id order so that concurrent batches
 // sharing ids cannot deadlock; a duplicate within the batch is stored once,
 // as its first occurrence.
 var createManySQL = `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
-                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
-        WITH ORDINALITY AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, ord)
+                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::jsonb[], $9::text[])
+        WITH ORDINALITY AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, changed_by, ord)
 ), firsts AS (
     SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord
 ), claim AS (
@@ -112,7 +110,7 @@ WITH input AS (
     RETURNING ` + eventCols + `
 ), hist AS (
     INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
-    SELECT id, recorded_at, NULL, 'PENDING', recorded_at, $9::text FROM ins
+    SELECT i.id, i.recorded_at, NULL, 'PENDING', i.recorded_at, f.changed_by FROM ins i JOIN firsts f ON f.id = i.id
 )
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
@@ -136,15 +134,47 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	out, err := s.createMany(ctx, tx, es, func(int) string { return by })
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+	}
+	return out, nil
+}
+
+// querier runs a statement: a transaction, or the store's statement cache.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// cached runs statements through the store's prepared statements.
+type cached struct{ s *Store }
+
+func (c cached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.s.queryContext(ctx, query, args...)
+}
+
+// createMany stores es, es[i] by by(i), with one createManySQL statement
+// on q (then one more reading the ids that concurrent creates took after
+// it began).
+func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
 	n := len(es)
 	var (
-		ids, actions, statuses, occurred, recorded, updated, metadata = make(pq.StringArray, n),
+		ids, actions, statuses, occurred, recorded, updated, metadata, authors = make(pq.StringArray, n),
 			make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n),
-			make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
+			make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
 		users = make(pq.Int64Array, n)
 		first = make(map[domain.ID]int, n) // id -> index of its first occurrence
 	)
 	for i, e := range es {
+		authors[i] = by(i)
 		e = normalize(e)
 		ids[i] = e.ID.String()
 		users[i] = e.UserID
@@ -159,16 +189,10 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 		}
 	}
 
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-
 	stored := make(map[domain.ID]domain.Event, len(first))
 	created := make(map[domain.ID]bool, len(first))
-	rows, err := tx.QueryContext(ctx, createManySQL,
-		ids, users, actions, statuses, occurred, recorded, updated, metadata, by)
+	rows, err := q.QueryContext(ctx, createManySQL,
+		ids, users, actions, statuses, occurred, recorded, updated, metadata, authors)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 	}
@@ -195,7 +219,7 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 				late = append(late, id.String())
 			}
 		}
-		if err := s.readInto(ctx, tx, late, stored); err != nil {
+		if err := readInto(ctx, q, late, stored); err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", err)
 		}
 		for id := range first {
@@ -203,9 +227,6 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 				return nil, fmt.Errorf("postgres: create events: event %s vanished while being created", id)
 			}
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 	}
 	out := make([]ports.Created, n)
 	for i, e := range es {
@@ -221,8 +242,8 @@ var readManySQL = `SELECT ` + prefixed("e") + `
 FROM event_ids i CROSS JOIN LATERAL (` + byIDLateral + `) e
 WHERE i.id = ANY ($1::uuid[])`
 
-func (s *Store) readInto(ctx context.Context, tx *sql.Tx, ids pq.StringArray, into map[domain.ID]domain.Event) error {
-	rows, err := tx.QueryContext(ctx, readManySQL, ids)
+func readInto(ctx context.Context, q querier, ids pq.StringArray, into map[domain.ID]domain.Event) error {
+	rows, err := q.QueryContext(ctx, readManySQL, ids)
 	if err != nil {
 		return wrap(err)
 	}

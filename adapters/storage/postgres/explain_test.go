@@ -272,7 +272,7 @@ func TestListUsesIndexes(t *testing.T) {
 			bid = existing[i/2]
 		}
 		ts := pgTimeText(now)
-		for k, v := range []string{bid, "", "login", "PENDING", ts, ts, ts, "{}"} {
+		for k, v := range []string{bid, "", "login", "PENDING", ts, ts, ts, "{}", "x"} {
 			batch[k] = append(batch[k], v)
 		}
 		users = append(users, int64(1+i))
@@ -280,7 +280,7 @@ func TestListUsesIndexes(t *testing.T) {
 	byID["create many"] = struct {
 		sql  string
 		args []any
-	}{createManySQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], "x"}}
+	}{createManySQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8]}}
 	byID["read many"] = struct {
 		sql  string
 		args []any

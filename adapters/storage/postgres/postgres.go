@@ -32,6 +32,19 @@
 // not sent to the server) and every statement is sent unprepared, still in
 // one round trip (lib/pq's binary_parameters mode is always on).
 //
+// # Group commit
+//
+// One INSERT per request tops out at the server's commit rate, so
+// concurrent Creates share statements and commits: a request that finds a
+// flusher free is stored at once, alone; while every flusher is busy
+// (MaxOpenConns/4 of them, 1 to 8) requests queue, and the next free one
+// stores up to 256 of them with one prepared multi-row statement, one
+// round trip and one commit, answering each after that commit. An event
+// the database refuses fails alone (its group is stored again one by
+// one). Close stores what is queued before closing the pool. With a
+// TracerProvider, a group's statement is under a postgres.group_commit
+// span, a child of its first traced request and linked to the others.
+//
 // When the server cannot be reached — connection refused or reset, broken
 // pipe, timeouts, "the database system is starting up", too many
 // connections, shutdown, statement timeout — calls fail at once with an
@@ -110,6 +123,7 @@ import (
 	"github.com/lib/pq"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
@@ -140,6 +154,8 @@ type Store struct {
 	opTimeout time.Duration
 	stmts     stmtCache
 	unobserve func() error // ends the pool metrics
+	group     groupCommit  // the queue behind Create
+	tracer    trace.Tracer // group commit spans; nil: not traced
 }
 
 var (
@@ -224,8 +240,15 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 	}
 	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT, unobserve: unobserve}
 	st.stmts.closed = cacheOff // a closed cache prepares nothing
+	if tp, ok := opts.Traced(); ok {
+		st.tracer = tp.Tracer(instrumentationName)
+	}
+	st.startGroupCommit(flushersFor(maxOpen))
 	return st, nil
 }
+
+// instrumentationName names the tracer of the group commit spans.
+const instrumentationName = "github.com/activityd/activityd/adapters/storage/postgres"
 
 // PoolName is the pool label of the pool metrics (storage.ObservePool).
 const PoolName = "postgres"
@@ -344,8 +367,9 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 }
 
-// Close closes the pool.
+// Close waits for the Creates already queued, then closes the pool.
 func (s *Store) Close() error {
+	s.stopGroupCommit()
 	s.stmts.close()
 	return errors.Join(s.unobserve(), s.db.Close())
 }

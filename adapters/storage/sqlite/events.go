@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
@@ -192,7 +193,7 @@ func (s *Store) flushGroup(batch []*createReq) {
 		return err
 	})
 	if span != nil {
-		endSpan(span, err)
+		storage.EndSpan(span, err)
 	}
 	if err == nil {
 		for i, r := range live {
