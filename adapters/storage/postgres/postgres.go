@@ -155,6 +155,7 @@ type Store struct {
 	stmts     stmtCache
 	unobserve func() error // ends the pool metrics
 	group     groupCommit  // the queue behind Create
+	tokens    *tokenCache  // TokenByHash's cache
 	tracer    trace.Tracer // group commit spans; nil: not traced
 }
 
@@ -238,7 +239,8 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT, unobserve: unobserve}
+	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT, unobserve: unobserve,
+		tokens: newTokenCache(listenerDSN(url))}
 	st.stmts.closed = cacheOff // a closed cache prepares nothing
 	if tp, ok := opts.Traced(); ok {
 		st.tracer = tp.Tracer(instrumentationName)
@@ -370,6 +372,7 @@ func unavailable(err error) error {
 // Close waits for the Creates already queued, then closes the pool.
 func (s *Store) Close() error {
 	s.stopGroupCommit()
+	s.tokens.close()
 	s.stmts.close()
 	return errors.Join(s.unobserve(), s.db.Close())
 }

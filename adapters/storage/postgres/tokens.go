@@ -76,8 +76,13 @@ func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
 	return nil
 }
 
-// TokenByHash implements ports.Tokens.
+// TokenByHash implements ports.Tokens, through the token cache (see
+// tokencache.go).
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, error) {
+	if t, ok := s.tokens.get(hash); ok {
+		return t, nil
+	}
+	gen := s.tokens.generation()
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var r tokenRow
@@ -88,7 +93,9 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, err
 	case err != nil:
 		return domain.Token{}, fmt.Errorf("postgres: token by hash: %w", wrap(err))
 	}
-	return r.token(), nil
+	t := r.token()
+	s.tokens.put(hash, t, gen)
+	return t, nil
 }
 
 // ListTokens implements ports.Tokens: every token, oldest first.
@@ -110,13 +117,16 @@ func (s *Store) ListTokens(ctx context.Context) ([]domain.Token, error) {
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	res, err := s.db.ExecContext(ctx, `
-		UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2::timestamptz) WHERE id = $1::text`,
+	// One statement: the update, and the notification that empties every
+	// replica's token cache when it commits.
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		WITH u AS (
+		    UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2::timestamptz) WHERE id = $1::text
+		    RETURNING 1
+		)
+		SELECT count(*) FROM u, LATERAL (`+notifyTokens+`) notified`,
 		id, domain.Normalize(at))
-	if err != nil {
-		return fmt.Errorf("postgres: revoke token: %w", wrap(err))
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return fmt.Errorf("postgres: revoke token: %w", wrap(err))
 	}
