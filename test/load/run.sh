@@ -66,7 +66,8 @@ schema=""        # set when this script created the schema (and must drop it)
 admin_url=""     # libpq URL for psql/pgbench (no search_path)
 started=$(date +%s)
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=test/load/lib.sh
+. "$root/test/load/lib.sh"
 
 stop_server() {
   [ -n "$server_pid" ] || return 0
@@ -94,9 +95,6 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-# jget FIELD JSON: a scalar field of a flat JSON line
-jget() { sed -E 's/.*"'"$1"'":("[^"]*"|[^,}]*).*/\1/' <<<"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b+0 > 0 && a ~ /^[0-9.]+$/) printf "%.2f", a/b; else print "-"}'; }
 fmt1() { awk -v x="$1" 'BEGIN {if (x ~ /^[0-9][0-9.e+-]*$/) printf "%.1f", x; else print x}'; }
 fmt2() { awk -v x="$1" 'BEGIN {if (x ~ /^[0-9][0-9.e+-]*$/) printf "%.2f", x; else print x}'; }
@@ -137,14 +135,6 @@ row() {
   printf '%-7s %-28s %4s %10s %10s %8s %8s %6s %11s %6s  %s\n' "$@" | tee -a "$summary" >&2
 }
 
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
 
 token="adt_bench_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 token_hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)

@@ -31,7 +31,8 @@ root=$PWD
 mkdir -p "$BENCH_RESULTS"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/activityd-telemetry.XXXXXX")
 server_pid="" sink_pid="" schema=""
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=test/load/lib.sh
+. "$root/test/load/lib.sh"
 
 stop_pid() {
   local pid=$1
@@ -51,16 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-jget() { sed -E 's/.*"'"$1"'":("[^"]*"|[^,}]*).*/\1/' <<<"$2"; }
 
 go build -o "$tmp/activityd" ./cmd/activityd
 go build -o "$tmp/load" ./test/load

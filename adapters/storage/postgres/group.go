@@ -119,19 +119,7 @@ func (s *Store) dispatch() {
 	defer close(g.done)
 	for req := range g.creates {
 		g.slots <- struct{}{}
-		batch := []*createReq{req}
-	fill:
-		for len(batch) < maxGroup {
-			select {
-			case r, ok := <-g.creates:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch := storage.Ready(g.creates, []*createReq{req}, maxGroup)
 		g.busy.Add(1)
 		go func() {
 			defer g.busy.Done()

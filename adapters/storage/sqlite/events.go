@@ -139,19 +139,7 @@ func (s *Store) groupWriter() {
 	defer close(s.writerDone)
 	batch := make([]*createReq, 0, maxGroup)
 	for req := range s.creates {
-		batch = append(batch[:0], req)
-	fill:
-		for len(batch) < maxGroup {
-			select {
-			case r, ok := <-s.creates:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = storage.Ready(s.creates, append(batch[:0], req), maxGroup)
 		s.flushGroup(batch)
 	}
 }
