@@ -72,11 +72,11 @@ token="adt_bench_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 modes=(off local otlp otlp10)
 
-# start MODE CACHE_TTL: activityd in one of the telemetry modes.
+# start MODE CACHE_TTL: activityd in one of the telemetry modes, on a free
+# port (tried again on another if the server does not come up: a port
+# found free can be taken before the server binds it).
 start() {
-  local mode=$1 ttl=$2 port
-  port=$(free_port)
-  base="http://127.0.0.1:$port"
+  local mode=$1 ttl=$2 port attempt
   local telemetry
   case $mode in
     off) telemetry=(OTEL_SDK_DISABLED=true) ;;
@@ -85,16 +85,24 @@ start() {
     otlp10) telemetry=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port"
       OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1) ;;
   esac
-  env -u REDIS_URL "${telemetry[@]}" DATABASE_URL="$db" HTTP_ADDR="127.0.0.1:$port" BOOTSTRAP_ADMIN_TOKEN="$token" \
-    LOG_LEVEL=warn LOG_FORMAT=json CACHE_TTL="$ttl" COUNT_SCHEDULE=@yearly \
-    "$tmp/activityd" serve >>"$BENCH_RESULTS/server-$mode.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 120); do
-    curl -fsS --max-time 2 "$base/readyz" >/dev/null 2>&1 && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.25
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    base="http://127.0.0.1:$port"
+    env -u REDIS_URL "${telemetry[@]}" DATABASE_URL="$db" HTTP_ADDR="127.0.0.1:$port" BOOTSTRAP_ADMIN_TOKEN="$token" \
+      LOG_LEVEL=warn LOG_FORMAT=json CACHE_TTL="$ttl" COUNT_SCHEDULE=@yearly \
+      "$tmp/activityd" serve >>"$BENCH_RESULTS/server-$mode.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 120); do
+      # Ready, and it is our server that answers.
+      if curl -fsS --max-time 2 "$base/readyz" >/dev/null 2>&1 && kill -0 "$server_pid" 2>/dev/null; then
+        return 0
+      fi
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    log "activityd ($mode) did not come up on $base (attempt $attempt); see $BENCH_RESULTS/server-$mode.log"
+    stop_pid "$server_pid"; server_pid=""
   done
-  log "activityd ($mode) did not become ready; see $BENCH_RESULTS/server-$mode.log"
   return 1
 }
 
@@ -107,6 +115,11 @@ measure() {
     -d "${BENCH_SECONDS}s" -warmup 2s -json -label "$mode" | tail -n1)
   echo "$line" >>"$BENCH_RESULTS/load-$mode-$scenario.jsonl"
   stop_pid "$server_pid"; server_pid=""
+  # A run with errors measures nothing: it is reported and left out.
+  if [ "$(jget errors "$line")" != 0 ]; then
+    log "$mode $scenario: the run had errors, left out: $line"
+    return 0
+  fi
   jget rps "$line"
 }
 
@@ -122,7 +135,7 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
   for scenario in create list cached; do
     for mode in $order; do
       r=$(measure "$mode" "$scenario")
-      rps[$mode-$scenario]="${rps[$mode-$scenario]:-} $r"
+      [ -n "$r" ] && rps[$mode-$scenario]="${rps[$mode-$scenario]:-} $r"
       log "round $round $scenario $mode: $r req/s"
     done
   done
