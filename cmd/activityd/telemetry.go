@@ -16,9 +16,9 @@ import (
 // startTelemetry starts the telemetry of one process: the OpenTelemetry
 // providers, what the use cases report to, and the METRICS_ADDR listener;
 // service is its default service.name (OTEL_SERVICE_NAME overrides it).
-// The returned function stops the metrics listener and flushes the spans and metrics
-// still buffered: defer it first, so that it runs last, after everything
-// that may still make spans has stopped.
+// The returned function stops the metrics listener and flushes the spans
+// and metrics still buffered: defer it first, so that it runs last, after
+// everything that may still make spans has stopped.
 func startTelemetry(ctx context.Context, cfg config, service string, log *slog.Logger) (*telemetry.Telemetry, appTelemetry, func(), error) {
 	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: service, Version: version})
 	if err != nil {
@@ -34,7 +34,7 @@ func startTelemetry(ctx context.Context, cfg config, service string, log *slog.L
 	if tel.Exporter != "" {
 		log.Info("exporting traces", "exporter", tel.Exporter)
 	}
-	app, err := newAppTelemetry(tel, cfg)
+	appTel, err := newAppTelemetry(tel, cfg)
 	if err != nil {
 		flush()
 		return nil, appTelemetry{}, nil, err
@@ -44,7 +44,7 @@ func startTelemetry(ctx context.Context, cfg config, service string, log *slog.L
 		flush()
 		return nil, appTelemetry{}, nil, err
 	}
-	return tel, app, func() { stopMetrics(); flush() }, nil
+	return tel, appTel, func() { stopMetrics(); flush() }, nil
 }
 
 // appTelemetry is what the use cases report to: the observer (events,
