@@ -45,6 +45,14 @@
 // TracerProvider, a group's statement is under a postgres.group_commit
 // span, a child of its first traced request and linked to the others.
 //
+// # Token cache
+//
+// TokenByHash answers from an in-process cache that LISTEN/NOTIFY keeps
+// exact across replicas (see tokencache.go): a revocation notifies
+// activityd_tokens as it commits and every store's listener connection
+// (application_name activityd-listener) empties its cache; while that
+// connection is down the cache is not used.
+//
 // When the server cannot be reached — connection refused or reset, broken
 // pipe, timeouts, "the database system is starting up", too many
 // connections, shutdown, statement timeout — calls fail at once with an
