@@ -9,12 +9,9 @@
 package browser
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +25,8 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/activityd/activityd/test/binary"
 )
 
 // adminToken is BOOTSTRAP_ADMIN_TOKEN of the binary under test.
@@ -57,94 +56,20 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// server is a running `activityd serve`.
-type server struct {
-	base string
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func (s *server) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.logs.String() }
-
-// startServer runs `activityd serve` on a free loopback port with env added
-// and waits until it listens (as test/e2e does). It is killed at cleanup.
-func startServer(t *testing.T, bin string, env ...string) *server {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "serve")
-	cmd.Dir = dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json"}, env...)
-	cmd.Stdout = io.Discard
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{}
-	addr := make(chan string, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.logs.WriteString(line + "\n")
-			s.mu.Unlock()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "activityd listening" {
-				select {
-				case addr <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-	})
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case <-done:
-		t.Fatalf("activityd exited before it was ready:\n%s", s.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("activityd was not ready within 30s:\n%s", s.log())
-	}
-	return s
-}
+// TestMain removes the binary after the tests, if TestWebUI got as far as
+// building it (it skips first without Chromium).
+func TestMain(m *testing.M) { binary.MainOnDemand(m) }
 
 // call sends one API request with the admin token and decodes the answer.
 func call(t *testing.T, method, url, body string, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Token "+adminToken)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
+	r := binary.Call(t, method, url, adminToken, body)
 	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, url, res.StatusCode, raw, err)
+		if err := json.Unmarshal([]byte(r.Raw), out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, url, r.Status, r.Raw, err)
 		}
 	}
-	return res.StatusCode
+	return r.Status
 }
 
 // browser is one headless Chromium tab with the errors it reported.
@@ -287,25 +212,21 @@ func TestWebUI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var bin string
 	var b *browser
 	var wg sync.WaitGroup
 	var buildErr error
 	wg.Add(1)
 	go func() { // build the binary while Chromium starts
 		defer wg.Done()
-		bin = filepath.Join(t.TempDir(), "activityd")
-		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/activityd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building activityd: %v\n%s", err, out)
-		}
+		_, buildErr = binary.Build()
 	}()
 	b = newBrowser(t, chromium)
 	wg.Wait()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	srv := startServer(t, bin,
+	// On a free loopback port, as test/e2e does.
+	srv := binary.Serve.Within(30*time.Second).Start(t, t.TempDir(),
 		"DATABASE_URL=memory:",
 		"BOOTSTRAP_ADMIN_TOKEN="+adminToken,
 		"COUNT_SCHEDULE=* * * * *",
@@ -314,7 +235,7 @@ func TestWebUI(t *testing.T) {
 	ready := time.Now()
 
 	// The page is served without credentials, with a CSP and no inline code.
-	res, err := http.Get(srv.base + "/")
+	res, err := http.Get(srv.Base + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +245,7 @@ func TestWebUI(t *testing.T) {
 	}
 
 	// 1. Sign in with the admin token.
-	b.do(t, "open the UI", chromedp.Navigate(srv.base+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.do(t, "open the UI", chromedp.Navigate(srv.Base+"/"), chromedp.WaitVisible(chromedp.ID("token")))
 	b.shot(t, "01-signin")
 	b.do(t, "sign in",
 		chromedp.SendKeys(chromedp.ID("token"), adminToken),
@@ -419,7 +340,7 @@ func TestWebUI(t *testing.T) {
 			RecordedAt time.Time `json:"recorded_at"`
 		} `json:"items"`
 	}
-	if st := call(t, "GET", srv.base+"/v1/users/7/events", "", &page); st != 200 || len(page.Items) != 2 {
+	if st := call(t, "GET", srv.Base+"/v1/users/7/events", "", &page); st != 200 || len(page.Items) != 2 {
 		t.Fatalf("user 7's events: %d %+v", st, page)
 	}
 	want := map[time.Time]int{} // window start → events
@@ -437,7 +358,7 @@ func TestWebUI(t *testing.T) {
 	var run struct {
 		Windows []struct{ Start, End time.Time } `json:"windows"`
 	}
-	if st := call(t, "POST", srv.base+"/v1/activity-counts/runs", "", &run); st != 202 {
+	if st := call(t, "POST", srv.Base+"/v1/activity-counts/runs", "", &run); st != 202 {
 		t.Fatalf("POST /v1/activity-counts/runs: %d", st)
 	}
 	b.do(t, "show user 7's counts",

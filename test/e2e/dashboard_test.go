@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activityd/activityd/test/binary"
 	"github.com/activityd/activityd/test/promql"
 	"github.com/activityd/activityd/test/testenv"
 )
@@ -55,30 +56,30 @@ func TestDashboardHonesty(t *testing.T) {
 
 	// Process 1: everything in process, on SQLite.
 	dir := t.TempDir()
-	p := start(t, dir, "DATABASE_URL=sqlite:"+filepath.Join(dir, "a.db"), "BOOTSTRAP_ADMIN_TOKEN="+admin)
-	r := call(t, "POST", p.base+"/v1/events", admin, `{"user_id":7,"action":"login"}`)
-	want(t, r, 201)
+	p := binary.Start(t, dir, "DATABASE_URL=sqlite:"+filepath.Join(dir, "a.db"), "BOOTSTRAP_ADMIN_TOKEN="+admin)
+	r := binary.Call(t, "POST", p.Base+"/v1/events", admin, `{"user_id":7,"action":"login"}`)
+	binary.Want(t, r, 201)
 	id, _ := r.Body["id"].(string)
-	want(t, call(t, "POST", p.base+"/v1/events", admin, `{"user_id":7,"action":"upload_file"}`), 201)
-	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"IN_PROGRESS"}`), 200) // ok
-	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"PENDING"}`), 409)     // invalid
-	want(t, call(t, "PATCH", p.base+"/v1/events/00000000-0000-4000-8000-000000000000", admin,
+	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/events", admin, `{"user_id":7,"action":"upload_file"}`), 201)
+	binary.Want(t, binary.Call(t, "PATCH", p.Base+"/v1/events/"+id, admin, `{"status":"IN_PROGRESS"}`), 200) // ok
+	binary.Want(t, binary.Call(t, "PATCH", p.Base+"/v1/events/"+id, admin, `{"status":"PENDING"}`), 409)     // invalid
+	binary.Want(t, binary.Call(t, "PATCH", p.Base+"/v1/events/00000000-0000-4000-8000-000000000000", admin,
 		`{"status":"IN_PROGRESS"}`), 404) // not_found
-	want(t, call(t, "GET", p.base+"/v1/events/"+id, "", ""), 401)
-	a := call(t, "GET", p.base+"/v1/users/7/events", admin, "")
-	b := call(t, "GET", p.base+"/v1/users/7/events", admin, "")
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/events/"+id, "", ""), 401)
+	a := binary.Call(t, "GET", p.Base+"/v1/users/7/events", admin, "")
+	b := binary.Call(t, "GET", p.Base+"/v1/users/7/events", admin, "")
 	if got := a.Header.Get("X-Cache") + " " + b.Header.Get("X-Cache"); got != "MISS HIT" {
 		t.Fatalf("two list reads: X-Cache %q, want \"MISS HIT\"", got)
 	}
-	want(t, call(t, "POST", p.base+"/v1/activity-counts/runs", admin, ""), 202)
-	want(t, call(t, "GET", p.base+"/v1/activity-counts", admin, ""), 200)
+	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/activity-counts/runs", admin, ""), 202)
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/activity-counts", admin, ""), 200)
 
 	// The count run computes in the background: wait (briefly) for its
 	// metrics before the final scrape.
 	var scrape1 string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		r := call(t, "GET", p.base+"/metrics", "", "")
-		want(t, r, 200)
+		r := binary.Call(t, "GET", p.Base+"/metrics", "", "")
+		binary.Want(t, r, 200)
 		scrape1 = r.Raw
 		if strings.Contains(scrape1, "\nactivityd_count_runs_total{") || time.Now().After(deadline) {
 			break
@@ -87,18 +88,18 @@ func TestDashboardHonesty(t *testing.T) {
 
 	// Process 2: the cache in Redis, which goes away.
 	dir2 := t.TempDir()
-	q := start(t, dir2, "DATABASE_URL=sqlite:"+filepath.Join(dir2, "b.db"), "BOOTSTRAP_ADMIN_TOKEN="+admin,
+	q := binary.Start(t, dir2, "DATABASE_URL=sqlite:"+filepath.Join(dir2, "b.db"), "BOOTSTRAP_ADMIN_TOKEN="+admin,
 		"REDIS_URL=redis://"+redisAddr+"/0", "CACHE_TIMEOUT=200ms")
-	want(t, call(t, "POST", q.base+"/v1/events", admin, `{"user_id":8,"action":"login"}`), 201)
-	if r := call(t, "GET", q.base+"/v1/users/8/events", admin, ""); r.Header.Get("X-Cache") != "MISS" {
+	binary.Want(t, binary.Call(t, "POST", q.Base+"/v1/events", admin, `{"user_id":8,"action":"login"}`), 201)
+	if r := binary.Call(t, "GET", q.Base+"/v1/users/8/events", admin, ""); r.Header.Get("X-Cache") != "MISS" {
 		t.Fatalf("first read over Redis: X-Cache %q, want MISS", r.Header.Get("X-Cache"))
 	}
 	stopRedis()
-	if r := call(t, "GET", q.base+"/v1/users/8/events", admin, ""); r.Status != 200 || r.Header.Get("X-Cache") != "BYPASS" {
+	if r := binary.Call(t, "GET", q.Base+"/v1/users/8/events", admin, ""); r.Status != 200 || r.Header.Get("X-Cache") != "BYPASS" {
 		t.Fatalf("read with Redis stopped: %d, X-Cache %q, want 200 BYPASS: %s", r.Status, r.Header.Get("X-Cache"), r.Raw)
 	}
-	r = call(t, "GET", q.base+"/metrics", "", "")
-	want(t, r, 200)
+	r = binary.Call(t, "GET", q.Base+"/metrics", "", "")
+	binary.Want(t, r, 200)
 
 	exported := parseExposition(scrape1)
 	exported.add(parseExposition(r.Raw))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/activityd/activityd/test/binary"
 	"github.com/activityd/activityd/test/testenv"
 )
 
@@ -39,12 +40,12 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 		"SHUTDOWN_TIMEOUT=5s",
 	}
 	dir := t.TempDir()
-	if _, errOut, code := cli(t, dir, env, "migrate"); code != 0 {
+	if _, errOut, code := binary.Run(t, dir, env, "migrate"); code != 0 {
 		t.Fatalf("migrate: exit %d: %s", code, errOut)
 	}
-	srv := start(t, dir, env...)
-	if !strings.Contains(srv.logs(), "counting job left to") {
-		t.Fatalf("serve with REDIS_URL did not leave the job to the scheduler:\n%s", srv.logs())
+	srv := binary.Start(t, dir, env...)
+	if !strings.Contains(srv.Logs(), "counting job left to") {
+		t.Fatalf("serve with REDIS_URL did not leave the job to the scheduler:\n%s", srv.Logs())
 	}
 
 	// Events: user 11 logs in 3 times and uploads twice, user 12 logs in once.
@@ -53,8 +54,8 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	for key, n := range wantCounts {
 		user, action, _ := strings.Cut(key, "/")
 		for range n {
-			r := call(t, "POST", srv.base+"/v1/events", admin, fmt.Sprintf(`{"user_id":%s,"action":%q}`, user, action))
-			want(t, r, 201)
+			r := binary.Call(t, "POST", srv.Base+"/v1/events", admin, fmt.Sprintf(`{"user_id":%s,"action":%q}`, user, action))
+			binary.Want(t, r, 201)
 			at, err := time.Parse(time.RFC3339Nano, r.Body["recorded_at"].(string))
 			if err != nil {
 				t.Fatal(err)
@@ -64,31 +65,31 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	}
 	// A read cached before the window is computed: the worker's
 	// computation must invalidate it.
-	if r := call(t, "GET", srv.base+"/v1/activity-counts", admin, ""); r.Status != 200 || r.Header.Get("X-Cache") != "MISS" {
+	if r := binary.Call(t, "GET", srv.Base+"/v1/activity-counts", admin, ""); r.Status != 200 || r.Header.Get("X-Cache") != "MISS" {
 		t.Fatalf("first count read: %d %s %s", r.Status, r.Header.Get("X-Cache"), r.Raw)
 	}
-	if r := call(t, "GET", srv.base+"/v1/activity-counts", admin, ""); r.Header.Get("X-Cache") != "HIT" {
+	if r := binary.Call(t, "GET", srv.Base+"/v1/activity-counts", admin, ""); r.Header.Get("X-Cache") != "HIT" {
 		t.Fatalf("second count read not cached: %s", r.Header.Get("X-Cache"))
 	}
 
 	// Worker and schedulers serve their metrics on a listener of their own.
 	jobEnv := append(slices.Clip(env), "METRICS_ADDR=127.0.0.1:0")
-	worker := startCmd(t, dir, "worker", "counting worker running", jobEnv...)
-	sched1 := startCmd(t, dir, "scheduler", "counting scheduler running", jobEnv...)
-	sched2 := startCmd(t, dir, "scheduler", "counting scheduler running", jobEnv...)
+	worker := binary.Worker.Start(t, dir, jobEnv...)
+	sched1 := binary.Scheduler.Start(t, dir, jobEnv...)
+	sched2 := binary.Scheduler.Start(t, dir, jobEnv...)
 
 	// Wait until a computed window ends after the last event: every
 	// window holding the events is then computed.
 	var page countPage
 	deadline := time.Now().Add(150 * time.Second)
 	for {
-		page = listCounts(t, srv.base, admin)
+		page = listCounts(t, srv.Base, admin)
 		if page.coveredUntil().After(lastRecorded) {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no window covering %s computed within 150s: %+v\nworker:\n%s\nscheduler:\n%s",
-				lastRecorded, page, worker.logs(), sched1.logs())
+				lastRecorded, page, worker.Logs(), sched1.Logs())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -105,9 +106,9 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	if lag, ok := sample(scrape(t, metricsURL(t, sched1)), "activityd_count_lag_seconds"); !ok || lag < 0 || lag > 60 {
 		t.Errorf("scheduler's activityd_count_lag_seconds = %v (exported: %v), want 0..60", lag, ok)
 	}
-	for name, p := range map[string]*proc{"scheduler 1": sched1, "scheduler 2": sched2} {
-		if err := p.stop(t); err != nil {
-			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
+	for name, p := range map[string]*binary.Proc{"scheduler 1": sched1, "scheduler 2": sched2} {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.Logs())
 		}
 	}
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: redisAddr})
@@ -136,7 +137,7 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 			q.ProcessedTotal, q.FailedTotal, len(completed))
 	}
 	counted := map[string]int{}
-	for _, line := range strings.Split(worker.logs(), "\n") {
+	for _, line := range strings.Split(worker.Logs(), "\n") {
 		var rec struct{ Msg, Window string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "counted window" {
 			counted[rec.Window]++
@@ -150,26 +151,26 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 	if len(counted) != len(completed) {
 		t.Errorf("the worker counted %d windows, asynq completed %d tasks", len(counted), len(completed))
 	}
-	enqueued := strings.Count(sched1.logs(), `"msg":"counting window enqueued"`) +
-		strings.Count(sched2.logs(), `"msg":"counting window enqueued"`)
+	enqueued := strings.Count(sched1.Logs(), `"msg":"counting window enqueued"`) +
+		strings.Count(sched2.Logs(), `"msg":"counting window enqueued"`)
 	if enqueued != len(completed) {
 		t.Errorf("the schedulers enqueued %d tasks for %d windows", enqueued, len(completed))
 	}
 
 	// An admin's "compute now" goes through the queue: the last window is
 	// computed again (its completed task replaced), with the same counts.
-	r := call(t, "POST", srv.base+"/v1/activity-counts/runs", admin, "")
+	r := binary.Call(t, "POST", srv.Base+"/v1/activity-counts/runs", admin, "")
 	if r.Status != 202 {
 		t.Fatalf("run: %d %s", r.Status, r.Raw)
 	}
 	deadline = time.Now().Add(30 * time.Second)
-	for strings.Count(worker.logs(), `"msg":"counted window"`) <= len(completed) {
+	for strings.Count(worker.Logs(), `"msg":"counted window"`) <= len(completed) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the admin's run was not computed within 30s:\n%s", worker.logs())
+			t.Fatalf("the admin's run was not computed within 30s:\n%s", worker.Logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := listCounts(t, srv.base, admin).totals(); !mapsEqual(got, wantCounts) {
+	if got := listCounts(t, srv.Base, admin).totals(); !mapsEqual(got, wantCounts) {
 		t.Fatalf("counts after a second computation %v, want %v", got, wantCounts)
 	}
 	// The worker's metrics count each computation, the admin's included.
@@ -181,9 +182,9 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 		t.Errorf("worker's activityd_count_windows_computed_total = %v, want %d", n, len(completed)+1)
 	}
 
-	for name, p := range map[string]*proc{"worker": worker, "serve": srv} {
-		if err := p.stop(t); err != nil {
-			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.logs())
+	for name, p := range map[string]*binary.Proc{"worker": worker, "serve": srv} {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s: SIGTERM exit: %v\n%s", name, err, p.Logs())
 		}
 	}
 	checkJobTraces(t, traces.received(), len(completed))
@@ -195,7 +196,7 @@ func TestScheduledCountingOverAsynq(t *testing.T) {
 func TestJobsNeedRedis(t *testing.T) {
 	dir := t.TempDir()
 	for _, cmd := range []string{"worker", "scheduler"} {
-		_, errOut, code := cli(t, dir, []string{"DATABASE_URL=memory:"}, cmd)
+		_, errOut, code := binary.Run(t, dir, []string{"DATABASE_URL=memory:"}, cmd)
 		if code != 2 || !strings.Contains(errOut, "REDIS_URL") {
 			t.Errorf("%s without REDIS_URL: exit %d, stderr %q; want 2 and a message naming REDIS_URL", cmd, code, errOut)
 		}
@@ -223,8 +224,8 @@ type countPage struct {
 // listCounts reads every computed count (one page: the test has few).
 func listCounts(t *testing.T, base, token string) countPage {
 	t.Helper()
-	r := call(t, "GET", base+"/v1/activity-counts?limit=1000", token, "")
-	want(t, r, 200)
+	r := binary.Call(t, "GET", base+"/v1/activity-counts?limit=1000", token, "")
+	binary.Want(t, r, 200)
 	var p countPage
 	if err := json.Unmarshal([]byte(r.Raw), &p); err != nil {
 		t.Fatalf("%v: %s", err, r.Raw)

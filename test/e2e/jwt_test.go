@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/activityd/activityd/test/binary"
 )
 
 const jwtSecret = "e2e-jwt-secret-0123456789abcdefghijklmnop"
@@ -25,7 +27,7 @@ func hs256(t *testing.T, secret string, claims jwt.MapClaims) string {
 // surfaces.
 func TestJWT(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "DATABASE_URL=memory:", "JWT_SECRET="+jwtSecret, "JWT_ISSUER=https://idp.test", "JWT_AUDIENCE=activityd",
+	p := binary.Start(t, dir, "DATABASE_URL=memory:", "JWT_SECRET="+jwtSecret, "JWT_ISSUER=https://idp.test", "JWT_AUDIENCE=activityd",
 		"BOOTSTRAP_ADMIN_TOKEN=jwt-admin-token-0123456789abcdef")
 	now := time.Now()
 	claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
@@ -56,7 +58,7 @@ func TestJWT(t *testing.T) {
 		{"no write scope", hs256(t, jwtSecret, claims(func(c jwt.MapClaims) { c["scope"] = "events:read" })), 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := callBearer(t, "POST", p.base+"/v1/events", tc.token, `{"action":"login"}`)
+			r := binary.CallBearer(t, "POST", p.Base+"/v1/events", tc.token, `{"action":"login"}`)
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Raw)
 			}
@@ -66,10 +68,10 @@ func TestJWT(t *testing.T) {
 		})
 	}
 
-	r := callBearer(t, "POST", p.base+"/api/logs/", valid, `{"action":"LOGIN"}`)
-	want(t, r, 201)
+	r := binary.CallBearer(t, "POST", p.Base+"/api/logs/", valid, `{"action":"LOGIN"}`)
+	binary.Want(t, r, 201)
 	if r.Body["user"] != float64(42) || r.Body["action"] != "LOGIN" {
 		t.Fatalf("activity-logger create with a JWT: %s", r.Raw)
 	}
-	want(t, callBearer(t, "GET", p.base+"/api/logs/43", valid, ""), 403)
+	binary.Want(t, binary.CallBearer(t, "GET", p.Base+"/api/logs/43", valid, ""), 403)
 }

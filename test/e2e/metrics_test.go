@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/activityd/activityd/test/binary"
 )
 
 // TestMetrics: the binary serves /metrics without credentials, counting
@@ -18,28 +20,28 @@ import (
 // access log lines carry trace and span ids.
 func TestMetrics(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "DATABASE_URL=memory:")
-	admin := p.bootstrapToken(t)
-	want(t, call(t, "GET", p.base+"/healthz", "", ""), 200)
-	want(t, call(t, "GET", p.base+"/v1/events/00000000-0000-0000-0000-000000000000", "", ""), 401)
+	p := binary.Start(t, dir, "DATABASE_URL=memory:")
+	admin := p.BootstrapToken(t)
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/healthz", "", ""), 200)
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/events/00000000-0000-0000-0000-000000000000", "", ""), 401)
 	var id string
 	for _, action := range []string{"login", "login", "upload_file"} {
-		r := call(t, "POST", p.base+"/v1/events", admin, fmt.Sprintf(`{"user_id":5,"action":%q}`, action))
-		want(t, r, 201)
+		r := binary.Call(t, "POST", p.Base+"/v1/events", admin, fmt.Sprintf(`{"user_id":5,"action":%q}`, action))
+		binary.Want(t, r, 201)
 		id, _ = r.Body["id"].(string)
 	}
-	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"IN_PROGRESS"}`), 200)
-	want(t, call(t, "PATCH", p.base+"/v1/events/"+id, admin, `{"status":"PENDING"}`), 409)
+	binary.Want(t, binary.Call(t, "PATCH", p.Base+"/v1/events/"+id, admin, `{"status":"IN_PROGRESS"}`), 200)
+	binary.Want(t, binary.Call(t, "PATCH", p.Base+"/v1/events/"+id, admin, `{"status":"PENDING"}`), 409)
 	for range 2 {
-		want(t, call(t, "GET", p.base+"/v1/events?user_id=5", admin, ""), 200)
+		binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/events?user_id=5", admin, ""), 200)
 	}
 	// The in-process runner computed the latest closed window at start;
 	// the admin's run computes it again, in the background.
-	want(t, call(t, "POST", p.base+"/v1/activity-counts/runs", admin, ""), 202)
-	var r response
+	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/activity-counts/runs", admin, ""), 202)
+	var r binary.Response
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r = call(t, "GET", p.base+"/metrics", "", "")
-		want(t, r, 200)
+		r = binary.Call(t, "GET", p.Base+"/metrics", "", "")
+		binary.Want(t, r, 200)
 		if n, _ := sample(r.Raw, `activityd_count_windows_computed_total`); n >= 2 || time.Now().After(deadline) {
 			break
 		}
@@ -77,7 +79,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	var traced bool
-	for line := range strings.Lines(p.logs()) {
+	for line := range strings.Lines(p.Logs()) {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "http request" && m["route"] == "/v1/events/{id}" {
 			tid, _ := m["trace_id"].(string)
@@ -86,16 +88,16 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	if !traced {
-		t.Errorf("no access log line with trace_id and span_id:\n%s", p.logs())
+		t.Errorf("no access log line with trace_id and span_id:\n%s", p.Logs())
 	}
 }
 
 // TestMetricsAddr: with METRICS_ADDR, /metrics moves to a listener of its
 // own and the API port no longer serves it.
 func TestMetricsAddr(t *testing.T) {
-	p := start(t, t.TempDir(), "DATABASE_URL=memory:", "METRICS_ADDR=127.0.0.1:0")
-	want(t, call(t, "GET", p.base+"/healthz", "", ""), 200)
-	if r := call(t, "GET", p.base+"/metrics", "", ""); r.Status != 404 {
+	p := binary.Start(t, t.TempDir(), "DATABASE_URL=memory:", "METRICS_ADDR=127.0.0.1:0")
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/healthz", "", ""), 200)
+	if r := binary.Call(t, "GET", p.Base+"/metrics", "", ""); r.Status != 404 {
 		t.Errorf("API port /metrics: %d, want 404", r.Status)
 	}
 	body := scrape(t, metricsURL(t, p))
@@ -106,15 +108,15 @@ func TestMetricsAddr(t *testing.T) {
 
 // metricsURL is the /metrics URL of p's METRICS_ADDR listener, from its
 // "serving metrics" log line.
-func metricsURL(t *testing.T, p *proc) string {
+func metricsURL(t *testing.T, p *binary.Proc) string {
 	t.Helper()
-	for line := range strings.Lines(p.logs()) {
+	for line := range strings.Lines(p.Logs()) {
 		var rec struct{ Msg, Addr string }
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
 			return "http://" + rec.Addr + "/metrics"
 		}
 	}
-	t.Fatalf("no \"serving metrics\" log line:\n%s", p.logs())
+	t.Fatalf("no \"serving metrics\" log line:\n%s", p.Logs())
 	return ""
 }
 

@@ -14,6 +14,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/activityd/activityd/test/binary"
 )
 
 // otlpReceiver is an OTLP/HTTP trace receiver (protobuf encoding, the
@@ -149,19 +151,19 @@ func dumpSpans(spans []span) string {
 func TestOTLPExport(t *testing.T) {
 	rc := newOTLPReceiver(t)
 	dir := t.TempDir()
-	p := start(t, dir, "DATABASE_URL=sqlite:"+dir+"/a.db",
+	p := binary.Start(t, dir, "DATABASE_URL=sqlite:"+dir+"/a.db",
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+rc.URL,
 		"OTEL_SERVICE_NAME=activityd-otlp-test",
 		// Buffered for a minute: only the flush at shutdown can send them.
 		"OTEL_BSP_SCHEDULE_DELAY=60000")
-	admin := p.bootstrapToken(t)
-	if !strings.Contains(p.logs(), `"exporter":"otlp/http"`) {
-		t.Errorf("no \"exporting traces\" log line for otlp/http:\n%s", p.logs())
+	admin := p.BootstrapToken(t)
+	if !strings.Contains(p.Logs(), `"exporter":"otlp/http"`) {
+		t.Errorf("no \"exporting traces\" log line for otlp/http:\n%s", p.Logs())
 	}
 
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	const bodyMarker = "body-marker-5b1e"
-	req, _ := http.NewRequest("POST", p.base+"/v1/events", strings.NewReader(`{"user_id":3,"action":"login","metadata":{"note":"`+bodyMarker+`"}}`))
+	req, _ := http.NewRequest("POST", p.Base+"/v1/events", strings.NewReader(`{"user_id":3,"action":"login","metadata":{"note":"`+bodyMarker+`"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Token "+admin)
 	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
@@ -173,14 +175,14 @@ func TestOTLPExport(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("POST /v1/events: %d", res.StatusCode)
 	}
-	id := call(t, "GET", p.base+"/v1/events?user_id=3", admin, "").Body["items"].([]any)[0].(map[string]any)["id"].(string)
-	want(t, call(t, "GET", p.base+"/v1/events/"+id, admin, ""), 200)
+	id := binary.Call(t, "GET", p.Base+"/v1/events?user_id=3", admin, "").Body["items"].([]any)[0].(map[string]any)["id"].(string)
+	binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/events/"+id, admin, ""), 200)
 
 	// The admin's "compute now", computed in process in the background:
 	// wait for it (the window computed at start, then this one).
-	want(t, call(t, "POST", p.base+"/v1/activity-counts/runs", admin, ""), 202)
+	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/activity-counts/runs", admin, ""), 202)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if n, _ := sample(call(t, "GET", p.base+"/metrics", "", "").Raw, "activityd_count_windows_computed_total"); n >= 2 {
+		if n, _ := sample(binary.Call(t, "GET", p.Base+"/metrics", "", "").Raw, "activityd_count_windows_computed_total"); n >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -192,8 +194,8 @@ func TestOTLPExport(t *testing.T) {
 	if n := len(rc.received()); n != 0 {
 		t.Fatalf("%d spans exported before shutdown with a 60s batch delay", n)
 	}
-	if err := p.stop(t); err != nil {
-		t.Fatalf("SIGTERM exit: %v\n%s", err, p.logs())
+	if err := p.Stop(t); err != nil {
+		t.Fatalf("SIGTERM exit: %v\n%s", err, p.Logs())
 	}
 	spans := rc.received()
 
@@ -254,8 +256,8 @@ func TestOTLPExport(t *testing.T) {
 			t.Errorf("no SQL span under the in-process compute span:\n%s", dumpSpans(spans))
 		}
 	}
-	if strings.Contains(p.logs(), admin) || strings.Contains(p.logs(), bodyMarker) {
-		t.Errorf("the log holds the token or the request body:\n%s", p.logs())
+	if strings.Contains(p.Logs(), admin) || strings.Contains(p.Logs(), bodyMarker) {
+		t.Errorf("the log holds the token or the request body:\n%s", p.Logs())
 	}
 	if !named {
 		t.Errorf("no span named by the route template GET /v1/events/{id}:\n%s", dumpSpans(spans))
