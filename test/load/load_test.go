@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -289,5 +292,61 @@ func TestBadFlags(t *testing.T) {
 		if code := run(context.Background(), append([]string{"-token", "x"}, args...), &out, &errOut); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// TestRefserverSmoke builds the reference server run.sh uses for the
+// cached-list rows (./refserver), starts it on the fake activityd, and
+// drives it with the list scenario as run.sh does: every request must get
+// the page the fake answered. No timing is asserted.
+func TestRefserverSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	src, _ := fakeServer(t)
+	bin := filepath.Join(t.TempDir(), "refserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "./refserver").CombinedOutput(); err != nil {
+		t.Fatalf("building ./refserver: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-source", src.URL, "-token", "secret", "-users", "5", "-addr", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// it says where it listens once its pages are loaded
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, a, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				addr <- a
+			}
+		}
+		close(addr)
+	}()
+	var ref string
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatal("the refserver exited before listening")
+		}
+		ref = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the refserver did not start")
+	}
+
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-url", ref, "-scenario", "list", "-users", "5", "-c", "2",
+		"-n", "40", "-d", "5s", "-warmup", "0", "-json"}, &out, &errOut)
+	var s summary
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &s); err != nil {
+		t.Fatalf("output %q: %v (stderr %q)", out.String(), err, errOut.String())
+	}
+	if code != 0 || s.OK != 40 || s.Errors != 0 || s.ItemsPerReq != 2 || s.CacheHits != 1 {
+		t.Errorf("exit %d, %s; want 40 lists of the fake's 2 items, all HIT, no error", code, out.String())
 	}
 }
