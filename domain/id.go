@@ -13,17 +13,42 @@ import (
 type ID [16]byte
 
 // NewID returns a UUIDv7 for the instant t: 48 bits of Unix milliseconds,
-// then random bits, so ids sort roughly by creation time.
+// then the microseconds within that millisecond in the 12-bit rand_a field
+// (RFC 9562 §6.2, method 3: extra clock precision), then random bits. Ids
+// sort by creation time, and an id made for a recorded time tells that time
+// back to the microsecond (Time), so a store can find an event by id without
+// a lookup table.
 func NewID(t time.Time) ID {
 	var id ID
-	_, _ = rand.Read(id[6:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	_, _ = rand.Read(id[8:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	t = t.UTC().Truncate(time.Microsecond)
 	ms := uint64(t.UnixMilli())
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], ms<<16)
 	copy(id[:6], b[:6])
-	id[6] = id[6]&0x0f | 0x70 // version 7
+	us := uint16(t.Nanosecond() / 1000 % 1000) // < 1000: fits rand_a's 12 bits
+	id[6] = 0x70 | byte(us>>8)                   // version 7
+	id[7] = byte(us)
 	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
 	return id
+}
+
+// Time returns the instant NewID made id for, to the microsecond: ok is
+// false unless id is a version-7 UUID whose rand_a field holds a
+// microsecond count (< 1000). Another generator's UUIDv7 may also pass; a
+// store uses the answer only as where to look, never as proof of origin.
+func (id ID) Time() (t time.Time, ok bool) {
+	if id[6]>>4 != 7 || id[8]>>6 != 2 {
+		return time.Time{}, false
+	}
+	us := int64(id[6]&0x0f)<<8 | int64(id[7])
+	if us >= 1000 {
+		return time.Time{}, false
+	}
+	var b [8]byte
+	copy(b[2:], id[:6])
+	ms := int64(binary.BigEndian.Uint64(b[:]))
+	return time.UnixMicro(ms*1000 + us).UTC(), true
 }
 
 var errBadID = errors.New("not a UUID")

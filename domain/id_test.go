@@ -139,3 +139,42 @@ func TestKeyID(t *testing.T) {
 		}
 	}
 }
+
+func TestIDTimeRoundTrip(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2025, 10, 10, 18, 30, 0, 987654321, time.UTC),
+		time.Date(2025, 10, 10, 18, 30, 0, 999999000, time.UTC),
+		time.Date(2025, 10, 10, 18, 30, 0, 1000, time.UTC),
+		time.Date(2099, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 3600)),
+		time.Unix(0, 0),
+	} {
+		id := domain.NewID(at)
+		got, ok := id.Time()
+		if want := domain.Normalize(at); !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("NewID(%v).Time() = %v, %v; want %v, true", at, got, ok, want)
+		}
+	}
+	// Sub-millisecond order holds too.
+	a, b := domain.NewID(time.UnixMicro(1_000_001)), domain.NewID(time.UnixMicro(1_000_002))
+	if bytes.Compare(a[:], b[:]) >= 0 {
+		t.Errorf("%s does not sort before %s", a, b)
+	}
+}
+
+func TestIDTimeRefuses(t *testing.T) {
+	v7 := domain.NewID(time.Now())
+	notMicros := v7
+	notMicros[6], notMicros[7] = 0x7f, 0xff // rand_a 4095: not a microsecond count
+	v4 := v7
+	v4[6] = 0x40 | v4[6]&0x0f
+	badVariant := v7
+	badVariant[8] &= 0x3f
+	for name, id := range map[string]domain.ID{
+		"rand_a beyond 999": notMicros, "version 4": v4, "variant": badVariant,
+		"key id": domain.KeyID(1, "k"), "nil": {},
+	} {
+		if got, ok := id.Time(); ok {
+			t.Errorf("%s: %s.Time() = %v, true; want false", name, id, got)
+		}
+	}
+}

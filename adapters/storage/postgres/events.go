@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -35,31 +37,73 @@ func normalize(e domain.Event) domain.Event {
 	return e
 }
 
-// createSQL stores one event in one statement: it claims the id in
-// event_ids (ON CONFLICT DO NOTHING), and only if the claim succeeded
-// inserts the event and its first history entry. When the id was taken by
+// Where an event lives. events is partitioned on recorded_at, so finding
+// an event by id needs its recorded_at. A server-made id carries it
+// (domain.ID.Time, to the microsecond): such an event is stored at
+// (id.Time(), id) with nothing else. An id the client chose (its own id, or
+// one derived from an Idempotency-Key) is claimed in event_ids, which
+// records the recorded_at it was stored at. So an id is unique when:
+//   - a server-made insert finds no event_ids row for its id (and the
+//     primary key (recorded_at, id) refuses a second one at its place);
+//   - a client id is claimed in event_ids (ON CONFLICT DO NOTHING) only if
+//     no event sits at the place its time hint names.
+// Every lookup by id reads event_ids first and falls back to the hint.
+
+// routeOf is the recorded_at of the event whose id is idArg, given that
+// id's time hint (NULL when it has none): see above.
+func routeOf(idArg, hintArg string) string {
+	return `coalesce((SELECT recorded_at FROM event_ids WHERE id = ` + idArg + `::uuid), ` + hintArg + `::timestamptz)`
+}
+
+// hint is the time an id names, or nil: the second argument of routeOf.
+func hint(id domain.ID) any {
+	if t, ok := id.Time(); ok {
+		return t
+	}
+	return nil
+}
+
+// direct reports whether e may be stored without claiming its id: its id
+// names exactly its recorded_at, as a server-made id does.
+func direct(e domain.Event) bool {
+	t, ok := e.ID.Time()
+	return ok && t.Equal(e.RecordedAt)
+}
+
+// insertCols are the columns a create writes.
+const insertCols = eventCols + `, created_by`
+
+// createSQL stores one event in one statement, whichever kind its id is
+// ($11: direct). A direct event is inserted unless its id is in event_ids or
+// already at its place; another one claims its id first, unless an event
+// already sits at the place its hint ($10) names. When the id was taken by
 // an event visible to this statement's snapshot, that event is returned in
 // the same round trip; one committed by a concurrent create after the
 // snapshot was taken is read by a second statement.
 var createSQL = `
-WITH claim AS (
-    INSERT INTO event_ids (id, recorded_at) VALUES ($1::uuid, $6::timestamptz)
+WITH existing AS MATERIALIZED (
+    SELECT recorded_at FROM event_ids WHERE id = $1::uuid
+    UNION ALL
+    SELECT recorded_at FROM events WHERE id = $1::uuid AND recorded_at = $10::timestamptz
+    LIMIT 1
+), claim AS (
+    INSERT INTO event_ids (id, recorded_at)
+    SELECT $1::uuid, $6::timestamptz WHERE NOT $11::bool AND NOT EXISTS (SELECT 1 FROM existing)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), ins AS (
-    INSERT INTO events (` + eventCols + `)
-    SELECT id, $2::bigint, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::jsonb FROM claim
+    INSERT INTO events (` + insertCols + `)
+    SELECT $1::uuid, $2::bigint, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::json, $9::text
+    WHERE CASE WHEN $11::bool THEN NOT EXISTS (SELECT 1 FROM existing) ELSE EXISTS (SELECT 1 FROM claim) END
+    ON CONFLICT DO NOTHING
     RETURNING ` + eventCols + `
-), hist AS (
-    INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
-    SELECT id, $6::timestamptz, NULL, 'PENDING', $6::timestamptz, $9::text FROM claim
 )
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
 SELECT false, ` + prefixed("e") + ` FROM events e
-WHERE NOT EXISTS (SELECT 1 FROM claim)
+WHERE NOT EXISTS (SELECT 1 FROM ins)
   AND e.id = $1::uuid
-  AND e.recorded_at = (SELECT recorded_at FROM event_ids WHERE id = $1::uuid)`
+  AND e.recorded_at = (SELECT recorded_at FROM existing)`
 
 // createOne stores one event with createSQL, within ctx.
 func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
@@ -71,7 +115,7 @@ func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domai
 	dest := append([]any{&created}, eventDest(&stored)...)
 	err := s.queryRow(ctx, createSQL, []any{
 		e.ID.String(), e.UserID, string(e.Action), string(e.Status),
-		e.OccurredAt, e.RecordedAt, e.UpdatedAt, string(e.Metadata), by,
+		e.OccurredAt, e.RecordedAt, e.UpdatedAt, string(e.Metadata), by, hint(e.ID), direct(e),
 	}, dest...)
 	switch {
 	case err == nil:
@@ -88,46 +132,62 @@ func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domai
 	}
 }
 
-// createManySQL is createSQL for a batch passed as arrays (each event with
-// its own author): one statement, one round trip. Ids are claimed in id order so that concurrent batches
-// sharing ids cannot deadlock; a duplicate within the batch is stored once,
-// as its first occurrence.
+// insertDirectSQL stores direct events (server-made ids) as one INSERT:
+// no id claim, no history row, nothing read back but the ids stored. An id
+// found in event_ids, or already at its place, is left out (and handled by
+// createSQL).
+const insertDirectSQL = `
+INSERT INTO events (` + insertCols + `)
+SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
+                     $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::json[], $9::text[])
+         AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, created_by)
+WHERE NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.id = t.id)
+ORDER BY t.id -- concurrent batches sharing ids lock them in one order: no deadlock
+ON CONFLICT DO NOTHING
+RETURNING id`
+
+// createManySQL is createSQL for a batch of claimed ids passed as arrays
+// (each event with its own author): one statement, one round trip. Ids are
+// claimed in id order so that concurrent batches sharing ids cannot
+// deadlock; a duplicate within the batch is stored once, as its first
+// occurrence.
 var createManySQL = `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
-                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::jsonb[], $9::text[])
-        WITH ORDINALITY AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, changed_by, ord)
+                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::json[], $9::text[], $10::timestamptz[])
+        WITH ORDINALITY AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, created_by, hint, ord)
 ), firsts AS (
     SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord
 ), claim AS (
     INSERT INTO event_ids (id, recorded_at)
-    SELECT id, recorded_at FROM firsts ORDER BY id
+    SELECT f.id, f.recorded_at FROM firsts f
+    -- OFFSET 0: one index probe per id, never an anti-join over every partition.
+    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = f.id AND e.recorded_at = f.hint OFFSET 0)
+    ORDER BY f.id
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), ins AS (
-    INSERT INTO events (` + eventCols + `)
-    SELECT ` + prefixed("f") + ` FROM firsts f JOIN claim c ON c.id = f.id
+    INSERT INTO events (` + insertCols + `)
+    SELECT ` + prefixed("f") + `, f.created_by FROM firsts f JOIN claim c ON c.id = f.id
     RETURNING ` + eventCols + `
-), hist AS (
-    INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
-    SELECT i.id, i.recorded_at, NULL, 'PENDING', i.recorded_at, f.changed_by FROM ins i JOIN firsts f ON f.id = i.id
 )
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
 SELECT false, ` + prefixed("e") + `
 FROM firsts f
-JOIN event_ids i ON i.id = f.id
 CROSS JOIN LATERAL (` + byIDLateral + `) e
 WHERE f.id NOT IN (SELECT id FROM claim)`
 
-// byIDLateral reads the event i names, one index probe in its partition.
-// OFFSET 0 keeps the planner from flattening it into a join, which on a
-// large table could become a hash join over every partition.
-const byIDLateral = `SELECT ` + eventCols + ` FROM events
-    WHERE id = i.id AND recorded_at = i.recorded_at OFFSET 0`
+// byIDLateral reads the event of id f.id with hint f.hint, one index probe
+// in its partition. OFFSET 0 keeps the planner from flattening it into a
+// join, which on a large table could become a hash join over every
+// partition.
+var byIDLateral = `SELECT ` + eventCols + ` FROM events
+    WHERE id = f.id AND recorded_at = ` + routeOf("f.id", "f.hint") + ` OFFSET 0`
 
-// CreateMany implements ports.Events in one statement per call, inside a
-// transaction so that nothing is stored when an error is returned.
+// CreateMany implements ports.Events in as few statements as the batch's
+// ids allow, inside a transaction so that nothing is stored when an error
+// is returned.
 func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([]ports.Created, error) {
 	if len(es) == 0 {
 		return []ports.Created{}, nil
@@ -161,62 +221,119 @@ func (c cached) QueryContext(ctx context.Context, query string, args ...any) (*s
 	return c.s.queryContext(ctx, query, args...)
 }
 
-// createMany stores es, es[i] by by(i), with one createManySQL statement
-// on q (then one more reading the ids that concurrent creates took after
-// it began).
+// columns are events as the arrays the batch statements bind.
+type columns struct {
+	ids, actions, statuses, occurred, recorded, updated, metadata, authors pq.StringArray
+	users                                                                  pq.Int64Array
+}
+
+func (c *columns) add(e domain.Event, by string) {
+	c.ids = append(c.ids, e.ID.String())
+	c.users = append(c.users, e.UserID)
+	c.actions = append(c.actions, string(e.Action))
+	c.statuses = append(c.statuses, string(e.Status))
+	c.occurred = append(c.occurred, pgTimeText(e.OccurredAt))
+	c.recorded = append(c.recorded, pgTimeText(e.RecordedAt))
+	c.updated = append(c.updated, pgTimeText(e.UpdatedAt))
+	c.metadata = append(c.metadata, string(e.Metadata))
+	c.authors = append(c.authors, by)
+}
+
+func (c *columns) args() []any {
+	return []any{c.ids, c.users, c.actions, c.statuses, c.occurred, c.recorded, c.updated, c.metadata, c.authors}
+}
+
+// createMany stores es, es[i] by by(i), on q: the direct events (server-made
+// ids) with one insertDirectSQL, the others with one createManySQL (then one
+// more statement reading the ids that concurrent creates took after it
+// began). A direct event that insertDirectSQL left out goes the second way.
 func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
 	n := len(es)
-	var (
-		ids, actions, statuses, occurred, recorded, updated, metadata, authors = make(pq.StringArray, n),
-			make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n),
-			make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
-		users = make(pq.Int64Array, n)
-		first = make(map[domain.ID]int, n) // id -> index of its first occurrence
-	)
+	norm := make([]domain.Event, n)
+	first := make(map[domain.ID]int, n) // id -> index of its first occurrence
+	var direct_, claimed []int          // indexes of first occurrences, by path
 	for i, e := range es {
-		authors[i] = by(i)
-		e = normalize(e)
-		ids[i] = e.ID.String()
-		users[i] = e.UserID
-		actions[i] = string(e.Action)
-		statuses[i] = string(e.Status)
-		occurred[i] = pgTimeText(e.OccurredAt)
-		recorded[i] = pgTimeText(e.RecordedAt)
-		updated[i] = pgTimeText(e.UpdatedAt)
-		metadata[i] = string(e.Metadata)
-		if _, ok := first[e.ID]; !ok {
-			first[e.ID] = i
+		norm[i] = normalize(e)
+		if _, ok := first[e.ID]; ok {
+			continue
+		}
+		first[e.ID] = i
+		if direct(norm[i]) {
+			direct_ = append(direct_, i)
+		} else {
+			claimed = append(claimed, i)
 		}
 	}
 
 	stored := make(map[domain.ID]domain.Event, len(first))
 	created := make(map[domain.ID]bool, len(first))
-	rows, err := q.QueryContext(ctx, createManySQL,
-		ids, users, actions, statuses, occurred, recorded, updated, metadata, authors)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
-	}
-	for rows.Next() {
-		var (
-			c bool
-			e domain.Event
-		)
-		if err := rows.Scan(append([]any{&c}, eventDest(&e)...)...); err != nil {
-			rows.Close()
+	if len(direct_) > 0 {
+		var cols columns
+		for _, i := range direct_ {
+			cols.add(norm[i], by(i))
+		}
+		rows, err := q.QueryContext(ctx, insertDirectSQL, cols.args()...)
+		if err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 		}
-		stored[e.ID] = e
-		created[e.ID] = c
+		for rows.Next() {
+			var id domain.ID
+			if err := rows.Scan(idScanner{&id}); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+			}
+			created[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+		}
+		for _, i := range direct_ {
+			if created[norm[i].ID] {
+				stored[norm[i].ID] = norm[i] // exactly what a read gives back
+			} else {
+				claimed = append(claimed, i) // taken: find out by whom
+			}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+	if len(claimed) > 0 {
+		var (
+			cols  columns
+			hints nullableArray
+		)
+		for _, i := range claimed {
+			cols.add(norm[i], by(i))
+			h := ""
+			if t, ok := norm[i].ID.Time(); ok {
+				h = pgTimeText(t)
+			}
+			hints = append(hints, h)
+		}
+		rows, err := q.QueryContext(ctx, createManySQL, append(cols.args(), hints)...)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+		}
+		for rows.Next() {
+			var (
+				c bool
+				e domain.Event
+			)
+			if err := rows.Scan(append([]any{&c}, eventDest(&e)...)...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+			}
+			stored[e.ID] = e
+			created[e.ID] = c
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
+		}
 	}
-	// Ids taken by creates that committed after the statement began.
+	// Ids taken by creates that committed after a statement began.
 	if len(stored) < len(first) {
-		var late pq.StringArray
+		var late []domain.ID
 		for id := range first {
 			if _, ok := stored[id]; !ok {
-				late = append(late, id.String())
+				late = append(late, id)
 			}
 		}
 		if err := readInto(ctx, q, late, stored); err != nil {
@@ -238,12 +355,40 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 	return out, nil
 }
 
-var readManySQL = `SELECT ` + prefixed("e") + `
-FROM event_ids i CROSS JOIN LATERAL (` + byIDLateral + `) e
-WHERE i.id = ANY ($1::uuid[])`
+// nullableArray binds a text array whose empty strings are NULL.
+type nullableArray []string
 
-func readInto(ctx context.Context, q querier, ids pq.StringArray, into map[domain.ID]domain.Event) error {
-	rows, err := q.QueryContext(ctx, readManySQL, ids)
+func (a nullableArray) Value() (driver.Value, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range a {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if s == "" {
+			b.WriteString("NULL")
+		} else {
+			b.WriteByte('"')
+			b.WriteString(s) // times and uuids: nothing to escape
+			b.WriteByte('"')
+		}
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+var readManySQL = `SELECT ` + prefixed("e") + `
+FROM unnest($1::uuid[], $2::timestamptz[]) AS f(id, hint) CROSS JOIN LATERAL (` + byIDLateral + `) e`
+
+func readInto(ctx context.Context, q querier, ids []domain.ID, into map[domain.ID]domain.Event) error {
+	strs, hints := make(pq.StringArray, len(ids)), make(nullableArray, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+		if t, ok := id.Time(); ok {
+			hints[i] = pgTimeText(t)
+		}
+	}
+	rows, err := q.QueryContext(ctx, readManySQL, strs, hints)
 	if err != nil {
 		return wrap(err)
 	}
@@ -258,10 +403,10 @@ func readInto(ctx context.Context, q querier, ids pq.StringArray, into map[domai
 	return wrap(rows.Err())
 }
 
-// getSQL finds the event's partition through event_ids: the scalar
-// subquery runs first and prunes every other partition.
-const getSQL = `SELECT ` + eventCols + ` FROM events
-WHERE id = $1::uuid AND recorded_at = (SELECT recorded_at FROM event_ids WHERE id = $1::uuid)`
+// getSQL finds the event's partition through event_ids or its id's time:
+// the scalar subquery runs first and prunes every other partition.
+var getSQL = `SELECT ` + eventCols + ` FROM events
+WHERE id = $1::uuid AND recorded_at = ` + routeOf("$1", "$2")
 
 // Get implements ports.Events.
 func (s *Store) Get(ctx context.Context, id domain.ID) (domain.Event, error) {
@@ -272,7 +417,7 @@ func (s *Store) Get(ctx context.Context, id domain.ID) (domain.Event, error) {
 
 func (s *Store) get(ctx context.Context, id domain.ID) (domain.Event, error) {
 	var e domain.Event
-	err := s.queryRow(ctx, getSQL, []any{id.String()}, eventDest(&e)...)
+	err := s.queryRow(ctx, getSQL, []any{id.String(), hint(id)}, eventDest(&e)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return domain.Event{}, fmt.Errorf("%w: event %s", domain.ErrNotFound, id)
@@ -282,16 +427,25 @@ func (s *Store) get(ctx context.Context, id domain.ID) (domain.Event, error) {
 	return e, nil
 }
 
-const historySQL = `SELECT from_status, to_status, at, changed_by FROM event_status_history
-WHERE event_id = $1::uuid AND event_recorded_at = (SELECT recorded_at FROM event_ids WHERE id = $1::uuid)
-ORDER BY seq`
+// historySQL reads an event's transitions. Its first entry is derived from
+// the event (recorded_at, created_by) unless it was stored: events created
+// under schema version 1 (created_by NULL) have it stored.
+var historySQL = `
+WITH cur AS MATERIALIZED (SELECT ` + routeOf("$1", "$2") + ` AS rt)
+SELECT from_status, to_status, at, changed_by FROM (
+    SELECT NULL::text AS from_status, 'PENDING'::text AS to_status, recorded_at AS at, created_by AS changed_by, 0::bigint AS seq
+    FROM events WHERE id = $1::uuid AND recorded_at = (SELECT rt FROM cur) AND created_by IS NOT NULL
+    UNION ALL
+    SELECT from_status, to_status, at, changed_by, seq FROM event_status_history
+    WHERE event_id = $1::uuid AND event_recorded_at = (SELECT rt FROM cur)
+) h ORDER BY seq`
 
 // History implements ports.Events. Every stored event has at least its
 // initial entry, so no entry means no event.
 func (s *Store) History(ctx context.Context, id domain.ID) ([]domain.Transition, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	rows, err := s.queryContext(ctx, historySQL, id.String())
+	rows, err := s.queryContext(ctx, historySQL, id.String(), hint(id))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: event history: %w", wrap(err))
 	}
@@ -320,9 +474,9 @@ func (s *Store) History(ctx context.Context, id domain.ID) ([]domain.Transition,
 // or neither are stored. The second branch returns the event as this
 // statement's snapshot saw it when the UPDATE matched nothing: a row there
 // means a conflict, no row means no such event.
-const setStatusSQL = `
-WITH cur AS (
-    SELECT recorded_at FROM event_ids WHERE id = $1::uuid
+var setStatusSQL = `
+WITH cur AS MATERIALIZED (
+    SELECT ` + routeOf("$1", "$6") + ` AS recorded_at
 ), upd AS (
     UPDATE events SET status = $3::text, updated_at = $4::timestamptz
     WHERE id = $1::uuid AND recorded_at = (SELECT recorded_at FROM cur) AND status = $2::text
@@ -346,7 +500,7 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 		e       domain.Event
 	)
 	err := s.queryRow(ctx, setStatusSQL, []any{
-		id.String(), string(from), string(to), domain.Normalize(at), by,
+		id.String(), string(from), string(to), domain.Normalize(at), by, hint(id),
 	}, append([]any{&updated}, eventDest(&e)...)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

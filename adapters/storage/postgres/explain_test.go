@@ -106,6 +106,8 @@ func explainGeneric(ctx context.Context, t *testing.T, conn *sql.Conn, query str
 			lits[i] = strconv.Itoa(v)
 		case int64:
 			lits[i] = strconv.FormatInt(v, 10)
+		case bool:
+			lits[i] = strconv.FormatBool(v)
 		case string:
 			lits[i] = pq.QuoteLiteral(v)
 		case time.Time:
@@ -253,10 +255,10 @@ func TestListUsesIndexes(t *testing.T) {
 		sql  string
 		args []any
 	}{
-		"get":        {getSQL, []any{id}},
-		"history":    {historySQL, []any{id}},
-		"set status": {setStatusSQL, []any{id, "PENDING", "IN_PROGRESS", now, "x"}},
-		"create":     {createSQL, []any{id, 1, "login", "PENDING", now, now, now, "{}", "x"}},
+		"get":        {getSQL, []any{id, now}},
+		"history":    {historySQL, []any{id, now}},
+		"set status": {setStatusSQL, []any{id, "PENDING", "IN_PROGRESS", now, "x", now}},
+		"create":     {createSQL, []any{id, 1, "login", "PENDING", now, now, now, "{}", "x", now, false}},
 	}
 	// A batch of 1000, half of it already stored, and the re-read of ids
 	// taken concurrently.
@@ -280,11 +282,11 @@ func TestListUsesIndexes(t *testing.T) {
 	byID["create many"] = struct {
 		sql  string
 		args []any
-	}{createManySQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8]}}
+	}{createManySQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8], nullableArray(batch[5])}}
 	byID["read many"] = struct {
 		sql  string
 		args []any
-	}{readManySQL, []any{pq.StringArray(existing)}}
+	}{readManySQL, []any{pq.StringArray(existing), make(nullableArray, len(existing))}}
 	for name, q := range byID {
 		plan, raw := explain(ctx, t, s, q.sql, q.args...)
 		if seq := plan.seqScans("events", "event_ids", "event_status_history"); len(seq) > 0 {

@@ -35,7 +35,7 @@ const (
 // migration stuck behind a long transaction fails rather than blocks every
 // query queued behind it.
 func (s *Store) Migrate(ctx context.Context) error {
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, latest); err != nil {
 		return err
 	}
 	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
@@ -44,7 +44,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// latest asks migrate for every migration.
+const latest = -1
+
+// migrate applies the migrations up to version (latest: all of them), or
+// rolls back to it when the schema is newer.
+func (s *Store) migrate(ctx context.Context, version int64) error {
 	cfg := s.cfg.Clone()
 	cfg.Runtime["statement_timeout"] = "0"
 	cfg.Runtime["lock_timeout"] = "30000"
@@ -76,11 +81,25 @@ func (s *Store) migrate(ctx context.Context) error {
 		goose.WithSessionLocker(locker),
 		goose.WithTableName(VersionTable),
 		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(canonicalMigration()),
 	)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	switch {
+	case version == latest:
+		_, err = p.Up(ctx)
+	default:
+		var cur int64
+		if cur, err = p.GetDBVersion(ctx); err == nil {
+			if cur < version {
+				_, err = p.UpTo(ctx, version)
+			} else if cur > version {
+				_, err = p.DownTo(ctx, version)
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", wrap(err))
 	}
 	return nil

@@ -192,6 +192,9 @@ func TestDropPartitionsBefore(t *testing.T) {
 	e3 := mkEvent(1, "login", jan.AddDate(0, 1, 0))                   // February
 	e4 := mkEvent(1, "login", jan.AddDate(0, 2, 14))                  // March
 	old := mkEvent(1, "login", jan.AddDate(-1, 0, 0))                 // 2019: DEFAULT
+	// Ids a client chose are claimed in event_ids, and retention must drop
+	// their rows too: e2's and old's (server-made ids are not claimed).
+	e2.ID, old.ID = clientID(2), clientID(3)
 	if _, err := s.CreateMany(ctx, []domain.Event{e1, e2, e3, e4, old}, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -306,4 +309,11 @@ func TestDropPartitionsConcurrently(t *testing.T) {
 	if err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM events`); err != nil || n != 2 {
 		t.Errorf("%d events left (%v), want 2", n, err)
 	}
+}
+
+// clientID is a version-4 UUID standing for an id a client chose: its time
+// tells nothing, so the store claims it in event_ids.
+func clientID(n byte) domain.ID {
+	id := domain.ID{0: n, 6: 0x40, 8: 0x80, 15: n}
+	return id
 }

@@ -51,39 +51,25 @@ func (s timeScanner) Scan(src any) error {
 	return nil
 }
 
-// jsonScanner reads a jsonb object into the domain's canonical form
-// (domain.CanonicalObject: compact, keys sorted, Go's escaping), so metadata
-// reads back byte for byte as the app validated it, whichever store kept
-// it. jsonb itself keeps neither key order nor spacing, and writes a
-// number's exponent out (1e2 comes back as 100).
+// jsonScanner reads the metadata column (json since schema version 2) as
+// the bytes stored: the domain's canonical form, written once by the app
+// (compact, keys sorted) and kept byte for byte by json, so a read neither
+// decodes nor re-encodes it. The driver reuses its buffer, hence the copy.
 type jsonScanner struct{ raw *json.RawMessage }
 
 func (s jsonScanner) Scan(src any) error {
-	var b []byte
 	switch v := src.(type) {
 	case []byte:
-		b = v
+		*s.raw = bytes.Clone(v)
 	case string:
-		b = []byte(v)
+		*s.raw = json.RawMessage(v)
 	case nil:
 		*s.raw = json.RawMessage("{}")
-		return nil
 	default:
 		return fmt.Errorf("postgres: cannot read %T as JSON", src)
 	}
-	if bytes.Equal(b, emptyObject) {
-		*s.raw = json.RawMessage("{}")
-		return nil
-	}
-	canon, err := domain.CanonicalObject(b)
-	if err != nil {
-		return fmt.Errorf("postgres: metadata from the server: %w", err)
-	}
-	*s.raw = canon
 	return nil
 }
-
-var emptyObject = []byte("{}")
 
 // statusScanner reads a status column.
 type statusScanner struct{ s *domain.Status }
