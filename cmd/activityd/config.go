@@ -35,6 +35,12 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
 
+	// PprofAddr is PPROF_ADDR: a listener of its own for net/http/pprof,
+	// in serve, worker and scheduler. "": none. Loopback only unless
+	// PprofAllowRemote (PPROF_ALLOW_REMOTE=true).
+	PprofAddr        string
+	PprofAllowRemote bool
+
 	// CountSchedule is the counting schedule's cron spec (COUNT_SCHEDULE),
 	// evaluated in UTC; CountScheduleParsed is it parsed.
 	CountSchedule       string
@@ -210,6 +216,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.MetricsAddr != "" && c.MetricsAddr == c.HTTPAddr && !strings.HasSuffix(c.MetricsAddr, ":0") {
 		e.fail("METRICS_ADDR", c.MetricsAddr, "must differ from HTTP_ADDR (unset it to serve /metrics on the API port)")
 	}
+	c.PprofAddr = e.addr("", "PPROF_ADDR")
+	c.PprofAllowRemote = e.oneOf("false", []string{"true", "false"}, "PPROF_ALLOW_REMOTE") == "true"
+	switch a := c.PprofAddr; {
+	case a == "" || strings.HasSuffix(a, ":0"):
+	case a == c.HTTPAddr:
+		e.fail("PPROF_ADDR", a, "must differ from HTTP_ADDR: the profiler is never served on the API port")
+	case a == c.MetricsAddr:
+		e.fail("PPROF_ADDR", a, "must differ from METRICS_ADDR")
+	}
+	if c.PprofAddr != "" && !c.PprofAllowRemote && !isLoopback(c.PprofAddr) {
+		e.fail("PPROF_ADDR", c.PprofAddr, "must be a loopback address such as 127.0.0.1:6060, [::1]:6060 or localhost:6060 "+
+			"(the profiler has no authentication, and an empty host as in :6060, or 0.0.0.0, listens on every interface); "+
+			"set PPROF_ALLOW_REMOTE=true to listen on another address")
+	}
 
 	c.Limits = domain.DefaultLimits()
 	if v, _ := e.first("ACTIONS"); v != "" {
@@ -297,15 +317,25 @@ func (u utcSchedule) Next(t time.Time) time.Time { return u.s.Next(t.UTC()) }
 // checkLoopback refuses AUTH_MODE=none on anything but a loopback address:
 // an unauthenticated API must never be reachable from another machine.
 func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if isLoopback(addr) {
 		return nil
 	}
 	return fmt.Errorf("AUTH_MODE=none refuses to listen on %q: set HTTP_ADDR to a loopback address such as 127.0.0.1:8080", addr)
+}
+
+// isLoopback reports whether the listen address addr (host:port) is
+// reachable from this machine only: its host is localhost or an IP in
+// 127.0.0.0/8 or ::1. An empty host (":8080") or an unspecified one
+// (0.0.0.0, ::) listens on every interface, so it is not loopback, and
+// neither is any other name, whatever it resolves to now.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -12,11 +12,12 @@ import (
 )
 
 // startTelemetry starts the telemetry of one process: the OpenTelemetry
-// providers, what the use cases report to, and the METRICS_ADDR listener;
-// service is its default service.name (OTEL_SERVICE_NAME overrides it).
-// The returned function stops the metrics listener and flushes the spans
-// and metrics still buffered: defer it first, so that it runs last, after
-// everything that may still make spans has stopped.
+// providers, what the use cases report to, and the METRICS_ADDR and
+// PPROF_ADDR listeners; service is its default service.name
+// (OTEL_SERVICE_NAME overrides it). The returned function stops the
+// listeners and flushes the spans and metrics still buffered: defer it
+// first, so that it runs last, after everything that may still make spans
+// has stopped.
 func startTelemetry(ctx context.Context, cfg config, service string, log *slog.Logger) (*telemetry.Telemetry, appTelemetry, func(), error) {
 	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: service, Version: version})
 	if err != nil {
@@ -42,7 +43,13 @@ func startTelemetry(ctx context.Context, cfg config, service string, log *slog.L
 		flush()
 		return nil, appTelemetry{}, nil, err
 	}
-	return tel, appTel, func() { stopMetrics(); flush() }, nil
+	stopPprof, err := servePprof(cfg, log)
+	if err != nil {
+		stopMetrics()
+		flush()
+		return nil, appTelemetry{}, nil, err
+	}
+	return tel, appTel, func() { stopPprof(); stopMetrics(); flush() }, nil
 }
 
 // appTelemetry is what the use cases report to: the observer (events,
