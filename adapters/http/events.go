@@ -71,37 +71,6 @@ func renderHistory(h []domain.Transition) []transitionJSON {
 	return out
 }
 
-// pageJSON is a listing.
-type pageJSON struct {
-	Items      []eventJSON `json:"items"`
-	NextCursor *string     `json:"next_cursor"`
-}
-
-func renderPage(p domain.Page) pageJSON {
-	out := pageJSON{Items: make([]eventJSON, len(p.Events))}
-	for i, e := range p.Events {
-		out.Items[i] = renderEvent(e)
-	}
-	if p.Next != nil {
-		c := p.Next.Encode()
-		out.NextCursor = &c
-	}
-	return out
-}
-
-// batchItemJSON is the outcome of one event of a batch: the status it
-// would have had alone, and the event or the problem.
-type batchItemJSON struct {
-	Index  int        `json:"index"`
-	Status int        `json:"status"`
-	Event  *eventJSON `json:"event,omitempty"`
-	Error  *problem   `json:"error,omitempty"`
-}
-
-type batchJSON struct {
-	Items []batchItemJSON `json:"items"`
-}
-
 // idempotencyKey returns the Idempotency-Key header, "" when absent.
 func idempotencyKey(r *http.Request) (string, error) {
 	vals := r.Header.Values("Idempotency-Key")
@@ -154,7 +123,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/events/"+e.ID.String())
 	}
-	s.writeJSON(w, r, status, renderEvent(e))
+	writeRaw(w, status, "application/json", renderEventBytes(e))
 }
 
 // createBatch is POST /v1/events/batch.
@@ -197,9 +166,17 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := batchJSON{Items: make([]batchItemJSON, len(items))}
+	n := 16
+	for _, it := range items {
+		n += 32 + eventSize(it.Event)
+	}
+	b := append(make([]byte, 0, n), `{"items":[`...)
 	for i, it := range items {
-		out.Items[i].Index = i
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
 		switch {
 		case it.Err != nil:
 			err := it.Err
@@ -207,16 +184,29 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 				err = &blamed{err: err, field: fmt.Sprintf("events[%d].id", i)}
 			}
 			p := s.problemFor(r, err)
-			out.Items[i].Status, out.Items[i].Error = p.Status, &p
-		case it.Created:
-			e := renderEvent(it.Event)
-			out.Items[i].Status, out.Items[i].Event = http.StatusCreated, &e
+			pb, perr := encode(p)
+			if perr != nil {
+				s.fail(w, r, perr)
+				return
+			}
+			b = append(b, `,"status":`...)
+			b = strconv.AppendInt(b, int64(p.Status), 10)
+			b = append(b, `,"error":`...)
+			b = append(b, pb[:len(pb)-1]...) // without encode's newline
 		default:
-			e := renderEvent(it.Event)
-			out.Items[i].Status, out.Items[i].Event = http.StatusOK, &e
+			status := http.StatusOK
+			if it.Created {
+				status = http.StatusCreated
+			}
+			b = append(b, `,"status":`...)
+			b = strconv.AppendInt(b, int64(status), 10)
+			b = append(b, `,"event":`...)
+			b = appendEvent(b, it.Event)
 		}
+		b = append(b, '}')
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	b = append(b, "]}\n"...)
+	writeRaw(w, http.StatusOK, "application/json", b)
 }
 
 // listEvents is GET /v1/events.
@@ -275,7 +265,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
 }
 
 // v1View renders /v1 listings.
-var v1View = view("v1", renderPage)
+var v1View = app.View{Name: "v1", Render: renderPageBytes}
 
 // getEvent is GET /v1/events/{id}.
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
@@ -313,5 +303,5 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, renderEvent(e))
+	writeRaw(w, http.StatusOK, "application/json", renderEventBytes(e))
 }

@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activityd/activityd/domain"
+)
+
+// The reflection-based rendering the append encoder replaced: the encoder
+// must write exactly what encode() writes for these.
+
+// pageJSON is a listing.
+type pageJSON struct {
+	Items      []eventJSON `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+func renderPage(p domain.Page) pageJSON {
+	out := pageJSON{Items: make([]eventJSON, len(p.Events))}
+	for i, e := range p.Events {
+		out.Items[i] = renderEvent(e)
+	}
+	if p.Next != nil {
+		c := p.Next.Encode()
+		out.NextCursor = &c
+	}
+	return out
+}
+
+// batchItemJSON is the outcome of one event of a batch: the status it
+// would have had alone, and the event or the problem.
+type batchItemJSON struct {
+	Index  int        `json:"index"`
+	Status int        `json:"status"`
+	Event  *eventJSON `json:"event,omitempty"`
+	Error  *problem   `json:"error,omitempty"`
+}
+
+type batchJSON struct {
+	Items []batchItemJSON `json:"items"`
+}
+
+
+// sampleEvents are events with every field exercised: odd actions (older
+// vocabularies, or hostile bytes a store might hold), times at each
+// precision and far apart, and metadata with escapes.
+func sampleEvents() []domain.Event {
+	t := time.Date(2025, 10, 10, 18, 30, 0, 123456000, time.UTC)
+	mds := []string{`{}`, `{"a":1}`, `{"ip":"10.0.0.1","nested":{"x":[1,2.5,"\u003cb\u003e"]},"s":"é\"\\\n"}`}
+	actions := []string{"login", "upload_file", "a.b:c-d_e", "Ünïcode", "quote\"back\\slash", "ctl\x01\x1f\ttab", "bad\xffutf8", "line\u2028sep\u2029"}
+	var out []domain.Event
+	for i, a := range actions {
+		out = append(out, domain.Event{
+			ID:         domain.NewID(t.Add(time.Duration(i) * time.Microsecond)),
+			UserID:     int64(1) << (i * 7),
+			Action:     domain.Action(a),
+			Status:     []domain.Status{domain.StatusPending, domain.StatusInProgress, domain.StatusDone}[i%3],
+			OccurredAt: t.Add(-time.Duration(i) * 1000 * time.Hour).Truncate(time.Duration(1) * time.Second),
+			RecordedAt: t.Add(time.Duration(i) * time.Microsecond),
+			UpdatedAt:  t.Add(time.Duration(i) * time.Millisecond),
+			Metadata:   json.RawMessage(mds[i%len(mds)]),
+		})
+	}
+	out = append(out, domain.Event{ID: domain.NewID(t), UserID: 1, Action: "login", Status: domain.StatusPending,
+		OccurredAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), RecordedAt: t, UpdatedAt: t.In(time.FixedZone("x", 3600))})
+	return out
+}
+
+func TestAppendEventMatchesEncode(t *testing.T) {
+	for _, e := range sampleEvents() {
+		want, err := encode(renderEvent(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := renderEventBytes(e); !bytes.Equal(got, want) {
+			t.Errorf("event %q:\n got %s\nwant %s", e.Action, got, want)
+		}
+	}
+}
+
+func TestAppendPageMatchesEncode(t *testing.T) {
+	evs := sampleEvents()
+	cur := domain.Filter{TimeField: domain.ByRecordedAt, Order: domain.Desc}.CursorAfter(evs[2])
+	for _, p := range []domain.Page{
+		{},
+		{Events: []domain.Event{}},
+		{Events: evs[:1]},
+		{Events: evs, Next: cur},
+	} {
+		want, err := encode(renderPage(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := renderPageBytes(p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("page of %d:\n got %s (%v)\nwant %s", len(p.Events), got, err, want)
+		}
+	}
+}
+
+func TestAppendStringMatchesEncode(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	cases := []string{"", "plain", "\x00", "\x7f", "<>&", "\u2028\u2029", "\xed\xa0\x80", "a\xc3", strings.Repeat("é", 40)}
+	for range 2000 {
+		b := make([]byte, r.IntN(12))
+		for i := range b {
+			b[i] = byte(r.UintN(256))
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
+		want, _ := encode(s)
+		want = want[:len(want)-1]
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	f.Add("login")
+	f.Add("\x00\u2028\xff\"\\")
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := encode(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want[:len(want)-1]) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want[:len(want)-1])
+		}
+	})
+}
