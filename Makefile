@@ -3,7 +3,12 @@
 #   make test    every test, with the race detector (the README's command)
 #   make bench   the storage adapters' Go benchmarks (-count=5), then the
 #                HTTP load benchmarks of design.md §7 (test/load/run.sh:
-#                PostgreSQL in a fresh schema of $$BENCH_PG_URL, and SQLite)
+#                PostgreSQL in a fresh schema of $$BENCH_PG_URL, each figure
+#                with its raw-SQL or bare-handler reference from the same run,
+#                and SQLite), full size
+#   make bench-quick  the same load benchmarks at a small size (50k events,
+#                3 s rounds; a few minutes): a smoke test of the script, not
+#                figures to quote. Any BENCH_* knob set in the environment wins.
 #   make run     the service on :8080 with SQLite in ./data
 #
 # Benchmark outputs land in bench-results/ (git-ignored). If benchstat is
@@ -17,7 +22,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load run
+.PHONY: test bench bench-go bench-load bench-quick run
 
 test:
 	$(GO) test -race ./...
@@ -30,6 +35,12 @@ bench-go:
 	@if command -v benchstat >/dev/null; then benchstat $(BENCH_OUT)/go-bench.txt; fi
 
 bench-load:
+	test/load/run.sh
+
+bench-quick:
+	BENCH_SEED_PG=$${BENCH_SEED_PG:-50000} BENCH_USERS=$${BENCH_USERS:-500} \
+	BENCH_SEED_SQLITE=$${BENCH_SEED_SQLITE:-20000} BENCH_USERS_SQLITE=$${BENCH_USERS_SQLITE:-200} \
+	BENCH_COPY_ROWS=$${BENCH_COPY_ROWS:-50000} BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_RUNS=$${BENCH_RUNS:-3} \
 	test/load/run.sh
 
 run:
