@@ -585,7 +585,7 @@ fi
   echo
   render
   echo
-  echo "CPU (cores; srv: activityd or the refserver, pg: every postgres process, load: the load tool, other: the rest of the machine)"
+  echo "CPU (cores; srv: activityd or the refserver, pg: every postgres process, load: the load tool, other: the rest of the machine, pgbench and psql included)"
   render_cpu
   echo
   echo "total wall time $(( $(date +%s) - started ))s; raw outputs in $BENCH_RESULTS"
