@@ -27,7 +27,7 @@ func NewID(t time.Time) ID {
 	binary.BigEndian.PutUint64(b[:], ms<<16)
 	copy(id[:6], b[:6])
 	us := uint16(t.Nanosecond() / 1000 % 1000) // < 1000: fits rand_a's 12 bits
-	id[6] = 0x70 | byte(us>>8)                   // version 7
+	id[6] = 0x70 | byte(us>>8)                 // version 7
 	id[7] = byte(us)
 	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
 	return id

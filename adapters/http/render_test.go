@@ -45,7 +45,6 @@ type batchJSON struct {
 	Items []batchItemJSON `json:"items"`
 }
 
-
 // sampleEvents are events with every field exercised: odd actions (older
 // vocabularies, or hostile bytes a store might hold), times at each
 // precision and far apart, and metadata with escapes.
