@@ -9,6 +9,12 @@
 --   has no stored initial PENDING entry in event_status_history: History
 --   derives it from recorded_at and created_by. Rows of version 1 keep their
 --   stored entry and a NULL created_by.
+-- * events_user_action_occurred_idx goes: each index is a B-tree insert at
+--   a random place for every event (COPY of 200k events took 5.0-7.1 s with
+--   the five secondary indexes, 3.4 s without this one and
+--   events_occurred_idx, 2.5-3.2 s with only the recorded_at ones). One
+--   user's events of one action by occurred_at are read from
+--   events_user_occurred_idx in order, the action checked on each row.
 -- * event_ids keeps only ids the client chose (an id or an Idempotency-Key).
 --   A server-made UUIDv7 carries its recorded_at to the microsecond
 --   (domain.ID.Time), which names the partition without a lookup.
@@ -21,8 +27,10 @@ ALTER TABLE events ALTER COLUMN metadata SET DEFAULT '{}';
 -- json_typeof reads only the first token; json's input already checked the rest.
 ALTER TABLE events ADD CONSTRAINT events_metadata_check CHECK (json_typeof(metadata) = 'object');
 ALTER TABLE events ADD COLUMN created_by text;
+DROP INDEX events_user_action_occurred_idx;
 
 -- +goose Down
+CREATE INDEX events_user_action_occurred_idx ON events (user_id, action, occurred_at, id);
 -- Back to version 1: the derived initial entries are stored, the ids are
 -- claimed again, and metadata is jsonb.
 -- History is read in seq order, so each such event's entries are written
