@@ -130,9 +130,10 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 	defer rows.Close()
 	limit := cmp.Or(f.Limit, domain.DefaultLimit)
 	events := make([]domain.Event, 0, min(limit+1, 64))
+	var e domain.Event // one set of scan destinations for every row
+	dest := eventDest(&e)
 	for rows.Next() {
-		var e domain.Event
-		if err := rows.Scan(eventDest(&e)...); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return domain.Page{}, fmt.Errorf("postgres: list events: %w", wrap(err))
 		}
 		events = append(events, e)

@@ -22,21 +22,57 @@ func prefixed(alias string) string {
 type idScanner struct{ id *domain.ID }
 
 func (s idScanner) Scan(src any) error {
-	var str string
+	var b []byte
 	switch v := src.(type) {
 	case []byte:
-		str = string(v)
+		b = v
 	case string:
-		str = v
+		b = []byte(v)
 	default:
 		return fmt.Errorf("postgres: cannot read %T as a uuid", src)
 	}
-	id, err := domain.ParseID(str)
-	if err != nil {
-		return fmt.Errorf("postgres: bad uuid %q", str)
+	id, ok := parseUUID(b)
+	if !ok {
+		return fmt.Errorf("postgres: bad uuid %q", b)
 	}
 	*s.id = id
 	return nil
+}
+
+// parseUUID reads PostgreSQL's rendering of a uuid (lower-case, hyphens
+// at 8, 13, 18 and 23) without allocating.
+func parseUUID(b []byte) (domain.ID, bool) {
+	var id domain.ID
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i--
+			continue
+		}
+		hi, ok1 := unhex(b[i])
+		lo, ok2 := unhex(b[i+1])
+		if !ok1 || !ok2 {
+			return id, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return id, j == 16
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // timeScanner reads a timestamptz into a UTC time.
@@ -71,13 +107,14 @@ func (s jsonScanner) Scan(src any) error {
 	return nil
 }
 
-// statusScanner reads a status column.
+// statusScanner reads a status column, without allocating for the three
+// statuses there are.
 type statusScanner struct{ s *domain.Status }
 
 func (s statusScanner) Scan(src any) error {
 	switch v := src.(type) {
 	case []byte:
-		*s.s = domain.Status(v)
+		*s.s = internStatus(v)
 	case string:
 		*s.s = domain.Status(v)
 	case nil:
@@ -88,10 +125,50 @@ func (s statusScanner) Scan(src any) error {
 	return nil
 }
 
+func internStatus(v []byte) domain.Status {
+	switch string(v) {
+	case string(domain.StatusPending):
+		return domain.StatusPending
+	case string(domain.StatusInProgress):
+		return domain.StatusInProgress
+	case string(domain.StatusDone):
+		return domain.StatusDone
+	}
+	return domain.Status(v)
+}
+
+// actionScanner reads an action column; the default vocabulary's actions
+// are shared strings rather than one allocation per row.
+type actionScanner struct{ a *domain.Action }
+
+var knownActions = func() map[string]domain.Action {
+	m := make(map[string]domain.Action, len(domain.DefaultActions))
+	for _, a := range domain.DefaultActions {
+		m[string(a)] = a
+	}
+	return m
+}()
+
+func (s actionScanner) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		if a, ok := knownActions[string(v)]; ok {
+			*s.a = a
+		} else {
+			*s.a = domain.Action(v)
+		}
+	case string:
+		*s.a = domain.Action(v)
+	default:
+		return fmt.Errorf("postgres: cannot read %T as an action", src)
+	}
+	return nil
+}
+
 // eventDest returns scan destinations for eventCols into e.
 func eventDest(e *domain.Event) []any {
 	return []any{
-		idScanner{&e.ID}, &e.UserID, (*string)(&e.Action), statusScanner{&e.Status},
+		idScanner{&e.ID}, &e.UserID, actionScanner{&e.Action}, statusScanner{&e.Status},
 		timeScanner{&e.OccurredAt}, timeScanner{&e.RecordedAt}, timeScanner{&e.UpdatedAt},
 		jsonScanner{&e.Metadata},
 	}
