@@ -89,11 +89,20 @@
 // of its event, so a month of events and its history go together. Because
 // a partitioned table's primary key must include the partition key,
 // events' primary key is (recorded_at, id) (which is also the index for
-// listing all users by recorded_at); a separate, unpartitioned table
-// event_ids(id primary key, recorded_at) is what makes an id unique across
-// partitions: every create claims its id there with INSERT ... ON CONFLICT
-// DO NOTHING in the same statement that inserts the event, and Get, History
-// and SetStatus find an event's partition through it.
+// listing all users by recorded_at). An id is unique across partitions
+// in one of two ways. A server-made id (a UUIDv7 that carries its
+// recorded_at to the microsecond, domain.ID.Time) is stored at that place
+// with nothing else: the primary key refuses a second one there. An id
+// the client chose (its own, or one derived from an Idempotency-Key) is
+// claimed in a separate, unpartitioned table event_ids(id primary key,
+// recorded_at) with INSERT ... ON CONFLICT DO NOTHING, in the same
+// statement that inserts the event, and only if no event sits at the
+// place its time names. Get, History and SetStatus find an event's
+// partition through event_ids, else through its id's time (routeOf in
+// events.go). An event's first history entry (PENDING, at recorded_at,
+// by created_by) is derived rather than stored; events created under
+// schema version 1 keep the entry they stored. metadata is json holding
+// the canonical bytes the domain wrote, passed through on reads.
 //
 // # Partitions and retention
 //
