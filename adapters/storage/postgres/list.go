@@ -99,17 +99,17 @@ func buildList(f domain.Filter) listQuery {
 			branches[i] = "(SELECT " + eventCols + " FROM events" +
 				where("action = "+q.arg(string(a))) + order + " LIMIT " + inner + ")"
 		}
-		q.sql = "SELECT " + eventCols + " FROM (" + strings.Join(branches, " UNION ALL ") + ") AS u" + order
+		q.sql = "SELECT " + textCols + " FROM (" + strings.Join(branches, " UNION ALL ") + ") AS u" + order
 	case len(f.Actions) == 1:
-		q.sql = "SELECT " + eventCols + " FROM events" + where("action = "+q.arg(string(f.Actions[0]))) + order
+		q.sql = "SELECT " + textCols + " FROM events" + where("action = "+q.arg(string(f.Actions[0]))) + order
 	case len(f.Actions) > 1:
 		as := make(pq.StringArray, len(f.Actions))
 		for i, a := range f.Actions {
 			as[i] = string(a)
 		}
-		q.sql = "SELECT " + eventCols + " FROM events" + where("action = ANY ("+q.arg(as)+"::text[])") + order
+		q.sql = "SELECT " + textCols + " FROM events" + where("action = ANY ("+q.arg(as)+"::text[])") + order
 	default:
-		q.sql = "SELECT " + eventCols + " FROM events" + where() + order
+		q.sql = "SELECT " + textCols + " FROM events" + where() + order
 	}
 	q.sql += " LIMIT " + q.arg(limit+1)
 	if offset > 0 {

@@ -6,11 +6,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/activityd/activityd/domain"
 )
 
 // eventCols are the columns of an event, in the order scanEvent reads them.
 const eventCols = `id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata`
+
+// textCols are eventCols with the times rendered as text, for reads of
+// many rows (timeScanner parses either). The aliases differ from the
+// column names so that ORDER BY recorded_at still names the column, not
+// the text.
+const textCols = `id, user_id, action, status, occurred_at::text AS occurred_at_text, ` +
+	`recorded_at::text AS recorded_at_text, updated_at::text AS updated_at_text, metadata`
 
 // prefixed returns eventCols qualified with alias.
 func prefixed(alias string) string {
@@ -75,16 +84,82 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// timeScanner reads a timestamptz into a UTC time.
+// timeScanner reads a timestamptz into a UTC time: as the driver parsed
+// it, or as text (a column cast to text, which the list reads: parsing
+// PostgreSQL's rendering here costs a fraction of what the driver's
+// general parser does).
 type timeScanner struct{ t *time.Time }
 
 func (s timeScanner) Scan(src any) error {
-	t, ok := src.(time.Time)
-	if !ok {
-		return fmt.Errorf("postgres: cannot read %T as a time", src)
+	switch v := src.(type) {
+	case time.Time:
+		*s.t = v.UTC()
+		return nil
+	case string: // lib/pq's value of a text column
+		return s.text(v)
+	case []byte:
+		return s.text(string(v))
+	}
+	return fmt.Errorf("postgres: cannot read %T as a time", src)
+}
+
+func (s timeScanner) text(v string) error {
+	if t, ok := parsePGTime(v); ok {
+		*s.t = t
+		return nil
+	}
+	t, err := pq.ParseTimestamp(nil, v)
+	if err != nil {
+		return fmt.Errorf("postgres: bad time %q: %w", v, err)
 	}
 	*s.t = t.UTC()
 	return nil
+}
+
+// parsePGTime reads a timestamptz as PostgreSQL renders it with
+// DateStyle ISO and TimeZone UTC (every session's): "2006-01-02
+// 15:04:05[.ffffff]+00". ok is false for anything else (years past 9999,
+// BC, infinity), which the driver's parser then reads.
+func parsePGTime(b string) (time.Time, bool) {
+	n := len(b)
+	if n < 22 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' ||
+		b[n-3] != '+' || b[n-2] != '0' || b[n-1] != '0' {
+		return time.Time{}, false
+	}
+	num := func(i, w int) (int, bool) {
+		v := 0
+		for _, c := range b[i : i+w] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > 31 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := b[19 : n-3]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 7 {
+			return time.Time{}, false
+		}
+		f, ok := num(20, len(frac)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 9 - (len(frac) - 1) {
+			f *= 10
+		}
+		nsec = f
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
 }
 
 // jsonScanner reads the metadata column (json since schema version 2) as

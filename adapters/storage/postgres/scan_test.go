@@ -46,3 +46,51 @@ func TestInternedScanners(t *testing.T) {
 		t.Errorf("action aliases the driver's buffer: %q", a)
 	}
 }
+
+// TestTimeText: every timestamptz PostgreSQL renders as text reads back as
+// the instant the driver reads from the column itself, through the fast
+// parser where it applies and the driver's parser where it does not.
+func TestTimeText(t *testing.T) {
+	s := newStore(t)
+	rows, err := s.db.QueryContext(t.Context(), `
+		SELECT x, x::text FROM (VALUES
+		    ('2026-12-06 10:55:24.123456+00'::timestamptz), ('2026-12-06 10:55:24+00'), ('2026-12-06 10:55:24.5+00'),
+		    ('2026-12-06 10:55:24.000001+00'), ('0001-01-01 00:00:00+00'), ('9999-12-31 23:59:59.999999+00'),
+		    ('10000-01-01 00:00:00+00'), ('0044-03-15 12:00:00+00 BC'), ('2024-02-29 23:59:59.99+00'),
+		    ('1969-12-31 23:59:59.999999+00'), ('2026-06-01 12:00:00+02')
+		) AS v(x)
+		UNION ALL
+		SELECT y, y::text FROM (
+		    SELECT now() - g * interval '1 second' - (random() * 1000000)::int * interval '1 microsecond' AS y
+		    FROM generate_series(1, 500) g) r`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			want time.Time
+			txt  string
+			got  time.Time
+		)
+		if err := rows.Scan(&want, &txt); err != nil {
+			t.Fatal(err)
+		}
+		if err := (timeScanner{&got}).Scan(txt); err != nil {
+			t.Fatalf("%s: %v", txt, err)
+		}
+		if !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%s: read %v, want %v", txt, got, want.UTC())
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 511 {
+		t.Fatalf("%d rows, %v", n, err)
+	}
+	for _, bad := range []string{"2026-13-01 00:00:00+00", "2026-12-06 10:55:24.+00", "2026-12-06T10:55:24+00", "2026-12-06 10:55:24.1234567+00"} {
+		if _, ok := parsePGTime(bad); ok {
+			t.Errorf("parsePGTime(%q) accepted", bad)
+		}
+	}
+}
