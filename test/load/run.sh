@@ -45,7 +45,9 @@
 # BENCH_CACHED_CLIENTS ("64"; "" skips the cached lists), BENCH_CACHE_TTL
 # (60s), BENCH_REDIS_URL (redis://127.0.0.1:6379/15; "" skips the Redis rows;
 # every key goes under a prefix of this run, deleted at the end),
-# BENCH_RESULTS (bench-results/<time>: raw outputs, server logs, summary).
+# BENCH_RESULTS (bench-results/<time>: raw outputs, server logs, summary),
+# BENCH_ACTIVITYD (a prebuilt activityd binary to measure instead of this
+# tree's, e.g. an older commit's for a before/after table).
 #
 # activityd runs with CACHE_TTL=0 (reads uncached) except for the cached
 # lists, and COUNT_SCHEDULE=@yearly (no counting job during the
@@ -525,6 +527,10 @@ suite() {
 # times, a minute apart.
 build() {
   local attempt
+  if [ -n "${BENCH_ACTIVITYD:-}" ]; then
+    cp "$BENCH_ACTIVITYD" "$tmp/activityd"
+    return 0
+  fi
   for attempt in 1 2 3 4 5; do
     if go build -o "$tmp/activityd" ./cmd/activityd 2>"$tmp/build.err"; then return 0; fi
     log "building activityd failed (attempt $attempt/5): $(head -n3 "$tmp/build.err" | tr '\n' ' ')"
@@ -536,6 +542,7 @@ build() {
 log "building activityd, the load tool and the refserver into $tmp"
 build
 code_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+[ -z "${BENCH_ACTIVITYD:-}" ] || code_rev="binary $BENCH_ACTIVITYD"
 code_dirty=$(git status --porcelain 2>/dev/null | grep -cv ' test/load/' || true)
 go build -o "$tmp/load" ./test/load
 go build -o "$tmp/refserver" ./test/load/refserver
