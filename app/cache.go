@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +85,7 @@ type readCache struct {
 	flight    flight
 	lastWarn  atomic.Int64 // unix nanos of the last warning
 	distrustT atomic.Int64 // unix nanos until which reads bypass (a bump failed)
+	noLatest  atomic.Bool  // the cache refused GetLatest: read with Generations and Get
 }
 
 const (
@@ -103,7 +102,6 @@ func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func
 	if f.UserID != 0 {
 		scope = genUser(f.UserID)
 	}
-	key := func(gens []int64) string { return listKey(v.Name, f, gens) }
 	render := func(ctx context.Context) ([]byte, error) {
 		page, err := load(ctx)
 		if err != nil {
@@ -111,13 +109,18 @@ func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func
 		}
 		return v.Render(page)
 	}
-	return c.read(ctx, v.Name, scope, key, render)
+	return c.read(ctx, v.Name, scope, listKey(v.Name, f), render)
 }
 
+// cacheKey names a cached read apart from its generations: the value is
+// stored under ports.KeyAt(prefix, generations, suffix).
+type cacheKey struct{ prefix, suffix string }
+
 // read is read-through caching of one rendered read: the value is stored
-// under key(generations of the epoch and of scope), and load renders it
-// from storage on a miss.
-func (c *readCache) read(ctx context.Context, view, scope string, key func(gens []int64) string, load func(context.Context) ([]byte, error)) ([]byte, CacheResult, error) {
+// under k at the generations of the epoch and of scope, and load renders
+// it from storage on a miss. A cache that reads the generations and the
+// value in one round trip (ports.LatestGetter) is asked so.
+func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, load func(context.Context) ([]byte, error)) ([]byte, CacheResult, error) {
 	bypass := func() ([]byte, CacheResult, error) {
 		b, err := load(ctx)
 		if err != nil {
@@ -129,28 +132,45 @@ func (c *readCache) read(ctx context.Context, view, scope string, key func(gens 
 	if time.Now().UnixNano() < c.distrustT.Load() {
 		return bypass()
 	}
-	gens, err := c.Cache.Generations(ctx, genEpoch, scope)
-	if err != nil {
-		c.fail("generations", err)
-		return bypass()
+	var (
+		gens []int64
+		b    []byte
+		hit  bool
+		err  error
+	)
+	if lg, ok := c.Cache.(ports.LatestGetter); ok && !c.noLatest.Load() {
+		gens, b, hit, err = lg.GetLatest(ctx, []string{genEpoch, scope}, k.prefix, k.suffix)
+		if errors.Is(err, errors.ErrUnsupported) {
+			c.noLatest.Store(true) // this deployment cannot: two round trips from now on
+		} else if err != nil {
+			c.fail("get", err)
+			return bypass()
+		}
 	}
-	k := key(gens)
-	if b, ok, err := c.Cache.Get(ctx, k); err != nil {
-		c.fail("get", err)
-		return bypass()
-	} else if ok {
+	if gens == nil {
+		if gens, err = c.Cache.Generations(ctx, genEpoch, scope); err != nil {
+			c.fail("generations", err)
+			return bypass()
+		}
+		if b, hit, err = c.Cache.Get(ctx, ports.KeyAt(k.prefix, gens, k.suffix)); err != nil {
+			c.fail("get", err)
+			return bypass()
+		}
+	}
+	if hit {
 		c.observe(view, CacheHit)
 		return b, CacheHit, nil
 	}
+	key := ports.KeyAt(k.prefix, gens, k.suffix)
 	// Concurrent misses for one key share one load. The load runs detached
 	// from the first caller's cancellation so one impatient client cannot
 	// fail the others waiting on it.
-	res, err, _ := c.flight.Do(k, func() (any, error) {
+	res, err, _ := c.flight.Do(key, func() (any, error) {
 		b, err := load(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Cache.Set(context.WithoutCancel(ctx), k, b, c.TTL); err != nil {
+		if err := c.Cache.Set(context.WithoutCancel(ctx), key, b, c.TTL); err != nil {
 			c.fail("set", err)
 		}
 		return b, nil
@@ -210,24 +230,45 @@ func (c *readCache) fail(op string, err error) {
 // listKey is the cache key of a filter rendered by a view: the normalised
 // filter (so parameter order, defaults and casing make no distinct keys),
 // hashed, after the generations it was loaded under.
-func listKey(view string, f domain.Filter, gens []int64) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "u=%d;s=%s;tf=%s;o=%s;l=%d;off=%d;a=", f.UserID, f.Status, f.TimeField, f.Order, f.Limit, f.Offset)
+func listKey(view string, f domain.Filter) cacheKey {
+	b := make([]byte, 0, 128)
+	b = append(b, "u="...)
+	b = strconv.AppendInt(b, f.UserID, 10)
+	b = append(b, ";s="...)
+	b = append(b, f.Status...)
+	b = append(b, ";tf="...)
+	b = append(b, f.TimeField...)
+	b = append(b, ";o="...)
+	b = append(b, f.Order...)
+	b = append(b, ";l="...)
+	b = strconv.AppendInt(b, int64(f.Limit), 10)
+	b = append(b, ";off="...)
+	b = strconv.AppendInt(b, int64(f.Offset), 10)
+	b = append(b, ";a="...)
 	for _, a := range sortedActions(f.Actions) {
-		b.WriteString(string(a))
-		b.WriteByte(',')
+		b = append(b, a...)
+		b = append(b, ',')
 	}
 	if !f.From.IsZero() {
-		fmt.Fprintf(&b, ";from=%d", f.From.UnixMicro())
+		b = append(b, ";from="...)
+		b = strconv.AppendInt(b, f.From.UnixMicro(), 10)
 	}
 	if !f.To.IsZero() {
-		fmt.Fprintf(&b, ";to=%d", f.To.UnixMicro())
+		b = append(b, ";to="...)
+		b = strconv.AppendInt(b, f.To.UnixMicro(), 10)
 	}
 	if f.After != nil {
-		b.WriteString(";after=" + f.After.Encode())
+		b = append(b, ";after="...)
+		b = append(b, f.After.Encode()...)
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return fmt.Sprintf("list:%s:%d:%d:%s", view, gens[0], gens[1], hex.EncodeToString(sum[:16]))
+	return cacheKey{prefix: "list:" + view, suffix: hashKey(b)}
+}
+
+// hashKey is the first 128 bits of the SHA-256 of a normalised filter, in
+// hex: keys of one length whatever the filter.
+func hashKey(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 func sortedActions(as []domain.Action) []domain.Action {

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -249,12 +247,11 @@ func (c *Counts) ListView(ctx context.Context, f domain.CountFilter, v CountView
 		}
 		return b, CacheBypass, nil
 	}
-	key := func(gens []int64) string { return countKey(v.Name, f, gens) }
-	return c.cache.read(ctx, v.Name, genCounts, key, load)
+	return c.cache.read(ctx, v.Name, genCounts, countKey(v.Name, f), load)
 }
 
 // countKey is the cache key of a count filter rendered by a view.
-func countKey(view string, f domain.CountFilter, gens []int64) string {
+func countKey(view string, f domain.CountFilter) cacheKey {
 	var b strings.Builder
 	fmt.Fprintf(&b, "u=%d;o=%s;l=%d", f.UserID, f.Order, f.Limit)
 	if !f.From.IsZero() {
@@ -266,6 +263,5 @@ func countKey(view string, f domain.CountFilter, gens []int64) string {
 	if f.After != nil {
 		b.WriteString(";after=" + f.After.Encode())
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return fmt.Sprintf("counts:%s:%d:%d:%s", view, gens[0], gens[1], hex.EncodeToString(sum[:16]))
+	return cacheKey{prefix: "counts:" + view, suffix: hashKey([]byte(b.String()))}
 }

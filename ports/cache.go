@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -24,4 +25,29 @@ type Cache interface {
 	// expired or evicted) restarts above every earlier value. Counters
 	// outlive every cached value whose key embeds them.
 	Bump(ctx context.Context, keys ...string) error
+}
+
+// LatestGetter is implemented by a Cache that can read generation counters
+// and the value they name as one operation, so that a cache hit costs one
+// round trip instead of two. The value read is the one stored under
+// KeyAt(prefix, gens, suffix), gens being the counters' values as returned.
+// An adapter that cannot do it in its current deployment (a Redis Cluster,
+// where the value and the counters may live on different nodes) returns an
+// error matching errors.ErrUnsupported, and callers use Generations and Get.
+type LatestGetter interface {
+	GetLatest(ctx context.Context, counters []string, prefix, suffix string) (gens []int64, value []byte, ok bool, err error)
+}
+
+// KeyAt is the key of a value cached under the generations gens: prefix,
+// each generation in decimal, then suffix, separated by colons.
+func KeyAt(prefix string, gens []int64, suffix string) string {
+	b := make([]byte, 0, len(prefix)+len(suffix)+len(gens)*21+1)
+	b = append(b, prefix...)
+	for _, g := range gens {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, g, 10)
+	}
+	b = append(b, ':')
+	b = append(b, suffix...)
+	return string(b)
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) ports.Cache) {
 		{"GenerationsManyInOrder", testGenerationsMany},
 		{"ValuesAndCountersApart", testValuesAndCountersApart},
 		{"ConcurrentSetGet", testConcurrentSetGet},
+		{"GetLatest", testGetLatest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,5 +540,79 @@ func ForgottenCounter(t *testing.T, c ports.Cache, key string, forget func(t *te
 	bump(t, c, key)
 	if got := generation(t, c, key); got <= high {
 		t.Fatalf("forgotten counter restarted at %d, not above its earlier %d", got, high)
+	}
+}
+
+// testGetLatest: an adapter that offers ports.LatestGetter reads what
+// Generations and Get would have: the counters (0 never bumped) and the
+// value stored under ports.KeyAt of them; after a bump, the value stored
+// under the old generations is no longer what it reads. An adapter may
+// refuse with errors.ErrUnsupported (none of the suite's deployments do).
+func testGetLatest(t *testing.T, c ports.Cache) {
+	lg, ok := c.(ports.LatestGetter)
+	if !ok {
+		t.Logf("%T does not offer GetLatest", c)
+		return
+	}
+	ctx := t.Context()
+	counters := []string{"gen:epoch", "gen:u:7"}
+	gens, v, hit, err := lg.GetLatest(ctx, counters, "list:v1", "abc")
+	if err != nil {
+		t.Fatalf("GetLatest on an empty cache: %v", err)
+	}
+	want, err := c.Generations(ctx, counters...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hit || v != nil || !slices.Equal(gens, want) {
+		t.Fatalf("GetLatest on an empty cache = %v, %q, %v; want %v, nil, false", gens, v, hit, want)
+	}
+	if err := c.Set(ctx, ports.KeyAt("list:v1", gens, "abc"), []byte("page one"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	gens2, v, hit, err := lg.GetLatest(ctx, counters, "list:v1", "abc")
+	if err != nil || !hit || string(v) != "page one" || !slices.Equal(gens2, gens) {
+		t.Fatalf("GetLatest after Set = %v, %q, %v, %v; want %v, \"page one\", true", gens2, v, hit, err, gens)
+	}
+	// Another suffix, another prefix: misses.
+	if _, _, hit, err := lg.GetLatest(ctx, counters, "list:v1", "abd"); err != nil || hit {
+		t.Fatalf("GetLatest of another suffix: hit %v, %v", hit, err)
+	}
+	if _, _, hit, err := lg.GetLatest(ctx, counters, "counts:v1", "abc"); err != nil || hit {
+		t.Fatalf("GetLatest of another prefix: hit %v, %v", hit, err)
+	}
+	// A bump moves the key on: the old value is not read.
+	if err := c.Bump(ctx, "gen:u:7"); err != nil {
+		t.Fatal(err)
+	}
+	gens3, v, hit, err := lg.GetLatest(ctx, counters, "list:v1", "abc")
+	if err != nil || hit || v != nil {
+		t.Fatalf("GetLatest after a bump = %q, %v, %v; want a miss", v, hit, err)
+	}
+	if gens3[0] != gens[0] || gens3[1] <= gens[1] {
+		t.Fatalf("generations after a bump = %v, before %v", gens3, gens)
+	}
+	now, err := c.Generations(ctx, counters...)
+	if err != nil || !slices.Equal(now, gens3) {
+		t.Fatalf("Generations = %v, %v; GetLatest said %v", now, err, gens3)
+	}
+	// Values are copies, as with Get.
+	if err := c.Set(ctx, ports.KeyAt("list:v1", gens3, "abc"), []byte("page two"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	_, v, _, _ = lg.GetLatest(ctx, counters, "list:v1", "abc")
+	if string(v) != "page two" {
+		t.Fatalf("GetLatest = %q, want page two", v)
+	}
+	v[0] = 'X'
+	if _, v2, _, _ := lg.GetLatest(ctx, counters, "list:v1", "abc"); string(v2) != "page two" {
+		t.Fatalf("a returned value aliases the cache: %q", v2)
+	}
+	// An empty value is a hit, not a miss.
+	if err := c.Set(ctx, ports.KeyAt("list:v1", gens3, "empty"), []byte{}, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, hit, err := lg.GetLatest(ctx, counters, "list:v1", "empty"); err != nil || !hit || len(v) != 0 {
+		t.Fatalf("GetLatest of an empty value = %q, %v, %v", v, hit, err)
 	}
 }

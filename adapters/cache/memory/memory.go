@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/activityd/activityd/ports"
 )
 
 // Defaults for zero Options fields.
@@ -237,4 +239,18 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Entries: len(c.values), Bytes: c.bytes, Counters: len(c.counters), Floor: c.floor}
+}
+
+// GetLatest implements ports.LatestGetter: Generations, then Get of the
+// value they name.
+func (c *Cache) GetLatest(ctx context.Context, counters []string, prefix, suffix string) ([]int64, []byte, bool, error) {
+	gens, err := c.Generations(ctx, counters...)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	v, ok, err := c.Get(ctx, ports.KeyAt(prefix, gens, suffix))
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return gens, v, ok, nil
 }

@@ -286,3 +286,62 @@ func (c *Cache) Bump(ctx context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+// latestScript reads the counters KEYS (absent: '0'), then the value under
+// ARGV[1] .. ':' .. each counter .. ':' .. ARGV[2], and returns the
+// counters and the value (nil on a miss). The counters stay strings: a Lua
+// number would print a 16-digit value in exponent form. The value's key is
+// not among KEYS, so this works on a single Redis (and through Sentinel),
+// not on a Cluster.
+var latestScript = redis.NewScript(`
+local key = ARGV[1]
+local out = {}
+for i, k in ipairs(KEYS) do
+  local g = redis.call('GET', k)
+  if not g then g = '0' end
+  out[i] = g
+  key = key .. ':' .. g
+end
+out[#KEYS + 1] = redis.call('GET', key .. ':' .. ARGV[2])
+return out
+`)
+
+// GetLatest implements ports.LatestGetter: the counters and the value
+// they name in one round trip, with one script. On a Cluster it returns
+// errors.ErrUnsupported.
+func (c *Cache) GetLatest(ctx context.Context, counters []string, prefix, suffix string) ([]int64, []byte, bool, error) {
+	if _, cluster := c.client.(*redis.ClusterClient); cluster {
+		return nil, nil, false, fmt.Errorf("rediscache: get latest on a Cluster: %w", errors.ErrUnsupported)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	keys := make([]string, len(counters))
+	for i, k := range counters {
+		keys[i] = c.counterKey(k)
+	}
+	res, err := latestScript.Run(ctx, c.client, keys, c.valueKey(prefix), suffix).Slice()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("rediscache: get latest: %w", err)
+	}
+	if len(res) < len(counters) || len(res) > len(counters)+1 {
+		return nil, nil, false, fmt.Errorf("rediscache: get latest: %d results for %d counters", len(res), len(counters))
+	}
+	gens := make([]int64, len(counters))
+	for i := range counters {
+		s, ok := res[i].(string)
+		if !ok {
+			return nil, nil, false, fmt.Errorf("rediscache: get latest: counter %q is a %T", counters[i], res[i])
+		}
+		if gens[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, nil, false, fmt.Errorf("rediscache: get latest: counter %q holds %q, not an integer", counters[i], s)
+		}
+	}
+	if len(res) == len(counters) || res[len(counters)] == nil {
+		return gens, nil, false, nil
+	}
+	v, ok := res[len(counters)].(string)
+	if !ok {
+		return nil, nil, false, fmt.Errorf("rediscache: get latest: value is a %T", res[len(counters)])
+	}
+	return gens, []byte(v), true, nil
+}

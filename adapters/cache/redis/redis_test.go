@@ -367,3 +367,16 @@ func TestCanceledContext(t *testing.T) {
 		t.Error("Bump with a canceled context: no error")
 	}
 }
+
+// On a Cluster the value and its counters may live on different nodes, so
+// GetLatest refuses, and the app reads them with Generations and Get.
+func TestGetLatestRefusedOnCluster(t *testing.T) {
+	c := New(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}, Options{})
+	t.Cleanup(func() { c.Close() })
+	if _, ok := c.Client().(*redis.ClusterClient); !ok {
+		t.Fatalf("two addresses made a %T, want a Cluster client", c.Client())
+	}
+	if _, _, _, err := c.GetLatest(t.Context(), []string{"g"}, "p", "s"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("GetLatest on a Cluster: %v, want errors.ErrUnsupported", err)
+	}
+}

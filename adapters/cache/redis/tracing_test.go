@@ -254,3 +254,9 @@ func (u underSpan) Bump(ctx context.Context, keys ...string) error {
 	defer span.End()
 	return u.c.Bump(ctx, keys...)
 }
+
+func (u underSpan) GetLatest(ctx context.Context, counters []string, prefix, suffix string) ([]int64, []byte, bool, error) {
+	ctx, span := u.tracer.Start(ctx, "GetLatest")
+	defer span.End()
+	return u.c.GetLatest(ctx, counters, prefix, suffix)
+}
