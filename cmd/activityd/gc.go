@@ -8,11 +8,15 @@ import "runtime/debug"
 // heap was collected every few megabytes. With GOGC=400 the collector runs
 // a quarter as often (uncached lists at 64 clients: 2.7-2.8k → 3.2-3.7k
 // requests/s, peak RSS 40 → 56 MB), and the soft memory limit keeps a heap
-// that grows (a full in-process cache) from growing five-fold before a
-// collection. GOGC and GOMEMLIMIT, when set, win: the runtime reads them.
+// that grows (a full in-process cache, batches on SQLite) from growing
+// five-fold before a collection: at 128 MiB, SQLite's seed reached
+// 124-157 MB of resident memory and a full in-process cache 149 MB; at
+// 96 MiB, 126 and 117 MB, inside design.md §7's 150 MB with SQLite's page
+// caches (outside Go's heap) on top. GOGC and GOMEMLIMIT, when set, win:
+// the runtime reads them.
 const (
 	defaultGCPercent   = 400
-	defaultMemoryLimit = 128 << 20 // bytes
+	defaultMemoryLimit = 96 << 20 // bytes
 )
 
 // gcSettings returns the GC percent and memory limit to apply, -1 for

@@ -26,6 +26,9 @@ import (
 // serve runs the HTTP API until ctx is cancelled (SIGINT/SIGTERM), then
 // stops accepting connections, lets in-flight requests finish within
 // SHUTDOWN_TIMEOUT and closes the store.
+// inProcessCacheBytes bounds the in-process read cache.
+const inProcessCacheBytes = 32 << 20
+
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	if cfg.AuthMode == "none" {
 		if err := checkLoopback(cfg.HTTPAddr); err != nil {
@@ -254,7 +257,10 @@ func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.
 		return app.CacheConfig{}, func() {}, nil
 	}
 	if cfg.RedisURL == "" {
-		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries})
+		// 32 MiB of pages keeps the process within design.md §7's 150 MB
+		// with the collector's headroom (gc.go); 64 MiB took a full cache
+		// to 149 MB.
+		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries, MaxBytes: inProcessCacheBytes})
 		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
 	}
 	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout,
