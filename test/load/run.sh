@@ -42,7 +42,11 @@
 # (1000000), BENCH_USERS (10000), BENCH_SEED_SQLITE (200000),
 # BENCH_USERS_SQLITE (2000), BENCH_SQLITE (1; 0 skips the SQLite suite),
 # BENCH_PGBENCH (1; 0 skips the SQL references), BENCH_COPY_ROWS (200000),
-# BENCH_CACHED_CLIENTS ("64"; "" skips the cached lists), BENCH_CACHE_TTL
+# BENCH_CACHED_CLIENTS ("64"; "" skips the cached lists), BENCH_CACHED_USERS
+# (1000: the cached lists read the pages of users 1..N, a working set of
+# about 15 MB that fits the default in-process cache, as a cache is sized
+# to hold what is read again; all 10,000 users' pages are 144 MB),
+# BENCH_CACHE_TTL
 # (60s), BENCH_REDIS_URL (redis://127.0.0.1:6379/15; "" skips the Redis rows;
 # every key goes under a prefix of this run, deleted at the end),
 # BENCH_RESULTS (bench-results/<time>: raw outputs, server logs, summary),
@@ -82,6 +86,7 @@ invocation+="test/load/run.sh"
 : "${BENCH_PGBENCH:=1}"
 : "${BENCH_COPY_ROWS:=200000}"
 : "${BENCH_CACHED_CLIENTS=64}"
+: "${BENCH_CACHED_USERS:=1000}"
 : "${BENCH_CACHE_TTL:=60s}"
 : "${BENCH_REDIS_URL=redis://127.0.0.1:6379/15}"
 : "${BENCH_RESULTS:=$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -468,18 +473,19 @@ suite() {
   stop_server
   [ -n "$BENCH_CACHED_CLIENTS" ] || return 0
 
+  local cn=$((BENCH_CACHED_USERS < n ? BENCH_CACHED_USERS : n))
   # the cached list, in process: the refserver fetches every page (which
   # fills activityd's cache), then activityd is measured, then the map
   start_server "$store-cached" "$url" "$BENCH_CACHE_TTL"
   refname=""
-  if [ -n "$refs" ] && start_ref "$store-map" "$n"; then refname="map handler"; fi
+  if [ -n "$refs" ] && start_ref "$store-map" "$cn"; then refname="map handler"; fi
   for c in $BENCH_CACHED_CLIENTS; do
-    load "$store" cached list "$c" "$base" -users "$n" -limit 50
+    load "$store" cached list "$c" "$base" -users "$cn" -limit 50
     cached_ours=$last cached_cpu=$last_cpu cached_rss=$last_rss
     ref_rps=- ref_p99=- ref_cpu=-
     if [ -n "$refname" ]; then
       watch_pid=$ref_pid
-      load "$store" cached-ref list "$c" "$ref_base" -users "$n" -limit 50
+      load "$store" cached-ref list "$c" "$ref_base" -users "$cn" -limit 50
       ref_rps=$(jget rps "$last") ref_p99=$(jget p99_ms "$last") ref_cpu="$last_cpu (refserver peak RSS ${last_rss} MB)"
       watch_pid=$server_pid
     fi
@@ -503,16 +509,16 @@ suite() {
   fi
   start_server "$store-redis" "$url" "$BENCH_CACHE_TTL" "$BENCH_REDIS_URL"
   refname=""
-  if [ -n "$refs" ] && start_ref "$store-redis" "$n" -redis "$BENCH_REDIS_URL" -prefix "$redis_prefix"; then
+  if [ -n "$refs" ] && start_ref "$store-redis" "$cn" -redis "$BENCH_REDIS_URL" -prefix "$redis_prefix"; then
     refname="go-redis GET handler"
   fi
   for c in $BENCH_CACHED_CLIENTS; do
-    load "$store" redis list "$c" "$base" -users "$n" -limit 50
+    load "$store" redis list "$c" "$base" -users "$cn" -limit 50
     cached_ours=$last cached_cpu=$last_cpu cached_rss=$last_rss
     ref_rps=- ref_p99=- ref_cpu=-
     if [ -n "$refname" ]; then
       watch_pid=$ref_pid
-      load "$store" redis-ref list "$c" "$ref_base" -users "$n" -limit 50
+      load "$store" redis-ref list "$c" "$ref_base" -users "$cn" -limit 50
       ref_rps=$(jget rps "$last") ref_p99=$(jget p99_ms "$last") ref_cpu="$last_cpu (refserver peak RSS ${last_rss} MB)"
       watch_pid=$server_pid
     fi
