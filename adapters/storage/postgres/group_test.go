@@ -192,3 +192,18 @@ func TestGroupCommitClose(t *testing.T) {
 	}
 	t.Logf("%d of %d creates acknowledged before Close", count, n)
 }
+
+func TestFlushersFor(t *testing.T) {
+	for _, tc := range []struct{ maxOpen, procs, want int }{
+		{20, 2, 2},   // the default pool on 2 cores
+		{20, 1, 2},   // one core: still one gathering while one commits
+		{20, 8, 5},   // a quarter of the pool at most
+		{100, 16, 8}, // and 8 at most
+		{4, 4, 1},    // a tiny pool keeps its connections for reads
+		{1, 2, 1},
+	} {
+		if got := flushersFor(tc.maxOpen, tc.procs); got != tc.want {
+			t.Errorf("flushersFor(%d, %d) = %d, want %d", tc.maxOpen, tc.procs, got, tc.want)
+		}
+	}
+}

@@ -131,6 +131,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -262,7 +263,7 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 	if tp, ok := opts.Traced(); ok {
 		st.tracer = tp.Tracer(instrumentationName)
 	}
-	st.startGroupCommit(flushersFor(maxOpen))
+	st.startGroupCommit(flushersFor(maxOpen, runtime.GOMAXPROCS(0)))
 	return st, nil
 }
 
