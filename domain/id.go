@@ -77,18 +77,22 @@ func ParseID(s string) (ID, error) {
 func (id ID) IsZero() bool { return id == ID{} }
 
 // String returns the canonical lower-case form.
-func (id ID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return string(b[:])
+func (id ID) String() string { return string(id.AppendText(make([]byte, 0, 36))) }
+
+// AppendText appends the canonical lower-case form to b,
+// for encoders that build a response in one buffer.
+func (id ID) AppendText(b []byte) []byte {
+	var s [36]byte
+	hex.Encode(s[0:8], id[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], id[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], id[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], id[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], id[10:])
+	return append(b, s[:]...)
 }
 
 // KeyID derives a stable event id from an idempotency key, scoped to the

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/hex"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -23,7 +22,7 @@ func eventSize(e domain.Event) int { return 200 + len(e.Action) + len(e.Metadata
 // appendEvent appends e as a /v1 event object.
 func appendEvent(b []byte, e domain.Event) []byte {
 	b = append(b, `{"id":"`...)
-	b = appendID(b, e.ID)
+	b = e.ID.AppendText(b)
 	b = append(b, `","user_id":`...)
 	b = strconv.AppendInt(b, e.UserID, 10)
 	b = append(b, `,"action":`...)
@@ -76,20 +75,6 @@ func renderPageBytes(p domain.Page) ([]byte, error) {
 // renderEventBytes is one /v1 event as a response body.
 func renderEventBytes(e domain.Event) []byte {
 	return append(appendEvent(make([]byte, 0, eventSize(e)+1), e), '\n')
-}
-
-func appendID(b []byte, id domain.ID) []byte {
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], id[10:])
-	return append(b, s[:]...)
 }
 
 // appendTime appends t as domain.FormatTime renders it.

@@ -7,44 +7,14 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/activityd/activityd/test/load/loopback"
 )
 
-// checkLoopbackURL parses raw and accepts it only when it is an http(s) URL
-// whose host is a loopback address: 127.0.0.0/8, ::1 or localhost. The load
-// tool never sends traffic anywhere else.
-func checkLoopbackURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("-url %q: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("-url %q: want an http:// or https:// URL", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("-url %q: want a base URL without credentials, query or fragment", raw)
-	}
-	if !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("-url %q: refused: the load tool only targets loopback hosts (127.0.0.0/8, ::1, localhost)", raw)
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	return u, nil
-}
-
-// isLoopbackHost reports whether host (without port or brackets) is
-// localhost or a loopback IP address.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || ip.Zone() != "" {
-		return false
-	}
-	return ip.Unmap().IsLoopback()
-}
+// checkLoopbackURL parses the -url flag: see loopback.BaseURL.
+func checkLoopbackURL(raw string) (*url.URL, error) { return loopback.BaseURL("-url", raw) }
 
 // errNotLoopback is returned by the dialer for a resolved non-loopback
 // address (say, a hosts file mapping localhost elsewhere).

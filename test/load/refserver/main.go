@@ -39,7 +39,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -51,6 +50,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/activityd/activityd/test/load/loopback"
 )
 
 func main() {
@@ -204,13 +205,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if source == "" {
 		return nil, errors.New("-source is required")
 	}
-	u, err := loopbackURL(source)
+	u, err := loopback.BaseURL("-source", source)
 	if err != nil {
 		return nil, err
 	}
 	cfg.source = u
 	host, _, err := net.SplitHostPort(cfg.addr)
-	if err != nil || !isLoopbackHost(host) {
+	if err != nil || !loopback.Host(host) {
 		return nil, fmt.Errorf("-addr %q: want a loopback host:port", cfg.addr)
 	}
 	switch {
@@ -226,30 +227,6 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-timeout must be positive")
 	}
 	return &cfg, nil
-}
-
-// loopbackURL accepts an http(s) base URL whose host is a loopback address.
-func loopbackURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("-source %q: %w", raw, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("-source %q: want an http(s) base URL without credentials, query or fragment", raw)
-	}
-	if !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("-source %q: refused: only loopback hosts (127.0.0.0/8, ::1, localhost)", raw)
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	return u, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // listPath is the path the load tool's list scenario requests for user u.
