@@ -418,6 +418,26 @@ vacuum_schema() {
     | psql "$admin_url" -qX -v ON_ERROR_STOP=1 >/dev/null
 }
 
+# cached_rows STORE KIND USERS TITLE: for each of BENCH_CACHED_CLIENTS, the
+# cached list through activityd, then through the refserver when one runs
+# ($refname), and one summary row of both.
+cached_rows() {
+  local store=$1 kind=$2 cn=$3 title=$4 c cached_ours cached_cpu cached_rss
+  for c in $BENCH_CACHED_CLIENTS; do
+    load "$store" "$kind" list "$c" "$base" -users "$cn" -limit 50
+    cached_ours=$last cached_cpu=$last_cpu cached_rss=$last_rss
+    ref_rps=- ref_p99=- ref_cpu=-
+    if [ -n "$refname" ]; then
+      watch_pid=$ref_pid
+      load "$store" "$kind-ref" list "$c" "$ref_base" -users "$cn" -limit 50
+      ref_rps=$(jget rps "$last") ref_p99=$(jget p99_ms "$last") ref_cpu="$last_cpu (refserver peak RSS ${last_rss} MB)"
+      watch_pid=$server_pid
+    fi
+    last=$cached_ours last_cpu=$cached_cpu last_rss=$cached_rss
+    add_row "$store" "$kind" "$title" "$c" req/s "${refname:+$refname c$c}" "$ref_rps" "$ref_p99" "$ref_cpu"
+  done
+}
+
 # ------------------------------------------------------------------ suites
 
 # suite STORE URL SEED USERS: every scenario against one store; with
@@ -479,19 +499,7 @@ suite() {
   start_server "$store-cached" "$url" "$BENCH_CACHE_TTL"
   refname=""
   if [ -n "$refs" ] && start_ref "$store-map" "$cn"; then refname="map handler"; fi
-  for c in $BENCH_CACHED_CLIENTS; do
-    load "$store" cached list "$c" "$base" -users "$cn" -limit 50
-    cached_ours=$last cached_cpu=$last_cpu cached_rss=$last_rss
-    ref_rps=- ref_p99=- ref_cpu=-
-    if [ -n "$refname" ]; then
-      watch_pid=$ref_pid
-      load "$store" cached-ref list "$c" "$ref_base" -users "$cn" -limit 50
-      ref_rps=$(jget rps "$last") ref_p99=$(jget p99_ms "$last") ref_cpu="$last_cpu (refserver peak RSS ${last_rss} MB)"
-      watch_pid=$server_pid
-    fi
-    last=$cached_ours last_cpu=$cached_cpu last_rss=$cached_rss
-    add_row "$store" cached "GET list 50, in-process cache" "$c" req/s "${refname:+$refname c$c}" "$ref_rps" "$ref_p99" "$ref_cpu"
-  done
+  cached_rows "$store" cached "$cn" "GET list 50, in-process cache"
   stop_ref
   stop_server
 
@@ -512,19 +520,7 @@ suite() {
   if [ -n "$refs" ] && start_ref "$store-redis" "$cn" -redis "$BENCH_REDIS_URL" -prefix "$redis_prefix"; then
     refname="go-redis GET handler"
   fi
-  for c in $BENCH_CACHED_CLIENTS; do
-    load "$store" redis list "$c" "$base" -users "$cn" -limit 50
-    cached_ours=$last cached_cpu=$last_cpu cached_rss=$last_rss
-    ref_rps=- ref_p99=- ref_cpu=-
-    if [ -n "$refname" ]; then
-      watch_pid=$ref_pid
-      load "$store" redis-ref list "$c" "$ref_base" -users "$cn" -limit 50
-      ref_rps=$(jget rps "$last") ref_p99=$(jget p99_ms "$last") ref_cpu="$last_cpu (refserver peak RSS ${last_rss} MB)"
-      watch_pid=$server_pid
-    fi
-    last=$cached_ours last_cpu=$cached_cpu last_rss=$cached_rss
-    add_row "$store" redis "GET list 50, Redis cache" "$c" req/s "${refname:+$refname c$c}" "$ref_rps" "$ref_p99" "$ref_cpu"
-  done
+  cached_rows "$store" redis "$cn" "GET list 50, Redis cache"
   stop_ref
   stop_server
 }
