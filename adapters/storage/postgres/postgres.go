@@ -366,15 +366,35 @@ func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Ping reports whether the server answers; an error matches
 // domain.ErrUnavailable.
+//
+// A pooled connection the server dropped (a restart, pg_terminate_backend)
+// fails its ping and leaves the pool; the next ping takes another, and at
+// worst dials a new one. So a failure is only believed once every pooled
+// connection could have been tried, or when a new connection cannot be
+// made: readiness must not turn false once per dead connection while the
+// server answers.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	// lib/pq's Ping is a round trip (an empty query), also on an idle
-	// connection.
-	if err := s.db.PingContext(ctx); err != nil {
+	var err error
+	for range s.db.Stats().MaxOpenConnections + 1 {
+		// lib/pq's Ping is a round trip (an empty query), also on an idle
+		// connection.
+		if err = s.db.PingContext(ctx); err == nil || ctx.Err() != nil || isDialError(err) {
+			break
+		}
+	}
+	if err != nil {
 		return unavailable(wrap(err))
 	}
 	return nil
+}
+
+// isDialError reports whether err came from making a new connection (the
+// server is unreachable), not from using a pooled one.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // unavailable makes sure a ping failure matches domain.ErrUnavailable even

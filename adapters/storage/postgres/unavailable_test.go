@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -164,5 +165,49 @@ func TestClassify(t *testing.T) {
 	}
 	if wrap(nil) != nil {
 		t.Error("wrap(nil) != nil")
+	}
+}
+
+// TestPingAfterTerminate: when the server drops every pooled connection
+// but still answers, Ping succeeds at once, every time — readiness must not
+// fail once per dead connection (issue 13).
+func TestPingAfterTerminate(t *testing.T) {
+	url, schema := testenv.PostgresSchema(t)
+	const pool = 6
+	s := openStore(t, testenv.WithParam(url, "application_name", schema), storage.Options{MaxOpenConns: pool, MaxIdleConns: pool})
+	ctx := t.Context()
+	// Hold pool connections at once so that the pool keeps them all.
+	conns := make([]*sql.Conn, pool)
+	for i := range conns {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if open := s.db.Stats().OpenConnections; open != pool {
+		t.Fatalf("%d pooled connections, want %d", open, pool)
+	}
+	admin := openStore(t, testenv.PostgresBaseURL(), storage.Options{})
+	var killed int
+	if err := admin.db.GetContext(ctx, &killed, `
+		SELECT count(*) FROM (
+			SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1
+		) AS k`, schema); err != nil {
+		t.Fatal(err)
+	}
+	if killed < pool {
+		t.Fatalf("terminated %d connections, want %d", killed, pool)
+	}
+	for i := range pool + 2 {
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping %d after every pooled connection was terminated: %v", i, err)
+		}
 	}
 }
