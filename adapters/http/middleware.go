@@ -116,6 +116,9 @@ func principalFrom(ctx context.Context) domain.Principal {
 // answers 401. With authentication disabled every request is anonymous().
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Answers behind credentials are one principal's: no shared cache
+		// (a proxy, a CDN, the browser's disk) may keep them.
+		w.Header().Set("Cache-Control", "no-store")
 		p, err := s.principal(r)
 		if err != nil {
 			s.fail(w, r, err)

@@ -414,3 +414,30 @@ func TestMaxBodyBytes(t *testing.T) {
 		t.Errorf("store holds %d events, want 1", n)
 	}
 }
+
+// TestNoStore: every answer behind credentials — success, problem, 401 —
+// tells shared caches not to keep it; public routes keep their own policy.
+func TestNoStore(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/v1/users/1/events", f.u1, 200},
+		{"GET", "/v1/events", f.admin, 200},
+		{"GET", "/v1/users/2/events", f.u1, 403},
+		{"GET", "/v1/events", "", 401},
+		{"GET", "/v1/events/nope", f.u1, 404},
+	} {
+		r := f.do(tc.method, tc.path, tc.token, "")
+		if r.code != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, r.code, tc.want)
+		}
+		if got := r.hdr.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s %s: Cache-Control %q, want no-store", tc.method, tc.path, got)
+		}
+	}
+	if got := f.do("GET", "/healthz", "", "").hdr.Get("Cache-Control"); got == "no-store" {
+		t.Errorf("/healthz: Cache-Control %q; only answers behind credentials are no-store", got)
+	}
+}
