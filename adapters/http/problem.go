@@ -34,8 +34,14 @@ const (
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule
 	slugUnavailable          = "unavailable"            // 503: try again later
+	slugClientClosed         = "client-closed"          // 499: the client went away before the answer
 	slugInternal             = "internal"               // 500: a bug; details are in the log only
 )
+
+// statusClientClosed is the status of a request its client abandoned
+// (nginx's 499 "Client Closed Request"): nobody reads the answer, and
+// logs and metrics must not count it as the server's failure.
+const statusClientClosed = 499
 
 // retryAfterSeconds is what a 503 tells the client to wait.
 const retryAfterSeconds = 1
@@ -57,7 +63,11 @@ type fieldProblem struct {
 }
 
 func newProblem(status int, slug, detail string) problem {
-	return problem{Type: ProblemTypeBase + slug, Title: http.StatusText(status), Status: status, Detail: detail}
+	title := http.StatusText(status)
+	if status == statusClientClosed {
+		title = "Client Closed Request"
+	}
+	return problem{Type: ProblemTypeBase + slug, Title: title, Status: status, Detail: detail}
 }
 
 // httpError is a problem the adapter itself detects (decoding, content
@@ -114,9 +124,11 @@ func (s *Server) problemFor(r *http.Request, err error) problem {
 	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = newProblem(http.StatusServiceUnavailable, slugUnavailable, "the service is temporarily unavailable; retry later")
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
-		s.log.DebugContext(r.Context(), "request canceled", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.DebugContext(r.Context(), "request canceled by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = newProblem(statusClientClosed, slugClientClosed, "the client closed the request before the answer")
+	case errors.Is(err, context.Canceled):
 		p = newProblem(http.StatusServiceUnavailable, slugUnavailable, "the request was canceled")
 	case errors.Is(err, domain.ErrUnauthenticated):
 		p = newProblem(http.StatusUnauthorized, slugUnauthenticated, err.Error())

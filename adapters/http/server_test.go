@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -439,5 +440,35 @@ func TestNoStore(t *testing.T) {
 	}
 	if got := f.do("GET", "/healthz", "", "").hdr.Get("Cache-Control"); got == "no-store" {
 		t.Errorf("/healthz: Cache-Control %q; only answers behind credentials are no-store", got)
+	}
+}
+
+// canceledList is a store whose List waits for its caller to give up.
+type canceledList struct{ *memory.Store }
+
+func (s canceledList) List(ctx context.Context, _ domain.Filter) (domain.Page, error) {
+	<-ctx.Done()
+	return domain.Page{}, ctx.Err()
+}
+
+// TestClientClosed: a request its client abandons is answered (to nobody)
+// with 499 and logged as such, not as a 503 the server never sent.
+func TestClientClosed(t *testing.T) {
+	f := newFixture(t, withStore(func(m *memory.Store) ports.Events { return canceledList{m} }))
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "/v1/users/1/events", nil).WithContext(ctx)
+	req.Header.Set("Authorization", "Bearer "+f.u1)
+	rec := httptest.NewRecorder()
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	f.srv.ServeHTTP(rec, req)
+	if rec.Code != 499 || rec.Header().Get("Retry-After") != "" {
+		t.Fatalf("status %d, Retry-After %q; want 499 and none", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if !strings.Contains(rec.Body.String(), `"title":"Client Closed Request"`) || !strings.Contains(rec.Body.String(), "client-closed") {
+		t.Errorf("body %s", rec.Body.String())
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"status":499`) || strings.Contains(logs, `"status":503`) {
+		t.Errorf("log lines do not say 499 (or say 503): %s", logs)
 	}
 }
