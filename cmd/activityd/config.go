@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -40,6 +41,9 @@ type config struct {
 	// PprofAllowRemote (PPROF_ALLOW_REMOTE=true).
 	PprofAddr        string
 	PprofAllowRemote bool
+	// TLSCertFile and TLSKeyFile (TLS_CERT_FILE, TLS_KEY_FILE): serve the
+	// API over TLS with this PEM pair, reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
 
 	// CountSchedule is the counting schedule's cron spec (COUNT_SCHEDULE),
 	// evaluated in UTC; CountScheduleParsed is it parsed.
@@ -229,6 +233,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		e.fail("PPROF_ADDR", c.PprofAddr, "must be a loopback address such as 127.0.0.1:6060, [::1]:6060 or localhost:6060 "+
 			"(the profiler has no authentication, and an empty host as in :6060, or 0.0.0.0, listens on every interface); "+
 			"set PPROF_ALLOW_REMOTE=true to listen on another address")
+	}
+
+	c.TLSCertFile, c.TLSKeyFile = e.str("", "TLS_CERT_FILE"), e.str("", "TLS_KEY_FILE")
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		e.fail("TLS_CERT_FILE", c.TLSCertFile, "and TLS_KEY_FILE go together: set both (a PEM certificate chain and its key) or neither")
+	case c.TLSCertFile != "":
+		if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			e.fail("TLS_CERT_FILE", c.TLSCertFile, "with TLS_KEY_FILE="+c.TLSKeyFile+": "+err.Error())
+		}
 	}
 
 	c.Limits = domain.DefaultLimits()

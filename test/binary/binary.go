@@ -16,6 +16,7 @@ package binary
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -186,8 +187,11 @@ func (c Command) Start(t *testing.T, dir string, env ...string) *Proc {
 			p.mu.Lock()
 			p.stderr.WriteString(line + "\n")
 			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
+			var rec struct{ Msg, Addr, Scheme string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == c.Ready {
+				if rec.Addr != "" {
+					rec.Addr = cmp.Or(rec.Scheme, "http") + "://" + rec.Addr
+				}
 				select {
 				case addr <- rec.Addr:
 				default:
@@ -219,9 +223,7 @@ func (c Command) Start(t *testing.T, dir string, env ...string) *Proc {
 	})
 	select {
 	case a := <-addr:
-		if a != "" {
-			p.Base = "http://" + a
-		}
+		p.Base = a
 	case <-p.exited:
 		t.Fatalf("activityd %s exited before it was ready: %v\nstderr:\n%s", c.Name, p.err, p.Logs())
 	case <-time.After(timeout):
