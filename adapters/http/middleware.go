@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,4 +166,26 @@ func (s *Server) principal(r *http.Request) (domain.Principal, error) {
 	default:
 		return domain.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
+}
+
+// shed serves at most cap(s.inFlight) requests at once and answers any
+// more 503 with Retry-After straight away: under a burst the server keeps
+// its memory and its latency for the requests it took, and a client (or a
+// load balancer) retries elsewhere or later. Health probes are never shed.
+func (s *Server) shed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case s.inFlight <- struct{}{}:
+			defer func() { <-s.inFlight }()
+			next.ServeHTTP(w, r)
+		default:
+			p := newProblem(http.StatusServiceUnavailable, slugOverloaded,
+				"the server is at its limit of "+strconv.Itoa(cap(s.inFlight))+" requests in flight; retry later")
+			s.writeProblem(w, r, p, p.Status)
+		}
+	})
 }

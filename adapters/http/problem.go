@@ -34,6 +34,7 @@ const (
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule
 	slugUnavailable          = "unavailable"            // 503: try again later
+	slugOverloaded           = "overloaded"             // 503: too many requests in flight
 	slugClientClosed         = "client-closed"          // 499: the client went away before the answer
 	slugInternal             = "internal"               // 500: a bug; details are in the log only
 )

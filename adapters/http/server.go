@@ -15,6 +15,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -55,6 +56,11 @@ type Config struct {
 	Cache        Pinger
 	Logger       *slog.Logger // nil → discard
 	MaxBodyBytes int64        // 0 → 1 MiB
+	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); one
+	// more is answered 503 with Retry-After at once, before any work, so
+	// that a burst cannot grow memory without bound. /healthz and /readyz
+	// are not counted. 0 → DefaultMaxInFlight.
+	MaxInFlight int
 	// AuthDisabled (AUTH_MODE=none) makes every request act as the
 	// principal {Name:"anonymous", Scopes:[admin]}. Local experiments only.
 	AuthDisabled bool
@@ -74,6 +80,9 @@ type Config struct {
 	// authentication (the Prometheus exposition). nil: not mounted.
 	Metrics http.Handler
 }
+
+// DefaultMaxInFlight is Config.MaxInFlight's default.
+const DefaultMaxInFlight = 256
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes
 // is 0 (MAX_BODY_BYTES).
@@ -98,11 +107,13 @@ type Server struct {
 	cache   Pinger
 	log     *slog.Logger
 	maxBody int64
-	noAuth  bool
-	ui      http.Handler
-	metrics http.Handler
-	tel     *instrumentation
-	mux     *chi.Mux
+	// inFlight holds a token per request being served (MaxInFlight).
+	inFlight chan struct{}
+	noAuth   bool
+	ui       http.Handler
+	metrics  http.Handler
+	tel      *instrumentation
+	mux      *chi.Mux
 }
 
 // NewServer builds the API. It panics when cfg.Events is nil, or when
@@ -135,6 +146,7 @@ func NewServer(cfg Config) *Server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	s.inFlight = make(chan struct{}, cmp.Or(max(cfg.MaxInFlight, 0), DefaultMaxInFlight))
 	s.routes()
 	return s
 }
@@ -152,7 +164,7 @@ func (s *Server) Router() chi.Router { return s.mux }
 
 func (s *Server) routes() {
 	m := s.mux
-	m.Use(s.observe, middleware.GetHead)
+	m.Use(s.observe, s.shed, middleware.GetHead)
 	m.NotFound(s.notFound)
 	m.MethodNotAllowed(s.methodNotAllowed)
 

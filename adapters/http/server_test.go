@@ -472,3 +472,52 @@ func TestClientClosed(t *testing.T) {
 		t.Errorf("log lines do not say 499 (or say 503): %s", logs)
 	}
 }
+
+// blockingList is a store whose List waits until release is closed.
+type blockingList struct {
+	*memory.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s blockingList) List(ctx context.Context, f domain.Filter) (domain.Page, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.List(ctx, f)
+}
+
+// TestShedding: past MaxInFlight requests being served, one more is
+// answered 503 overloaded with Retry-After at once; probes still answer;
+// a slot that frees up serves again.
+func TestShedding(t *testing.T) {
+	bl := blockingList{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	f := newFixture(t,
+		withStore(func(m *memory.Store) ports.Events { bl.Store = m; return bl }),
+		withConfig(func(c *httpapi.Config) { c.MaxInFlight = 2 }))
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			req := httptest.NewRequest("GET", "/v1/users/1/events", nil)
+			req.Header.Set("Authorization", "Bearer "+f.u1)
+			rec := httptest.NewRecorder()
+			f.srv.ServeHTTP(rec, req)
+			done <- rec.Code
+		}()
+	}
+	<-bl.entered
+	<-bl.entered
+	r := f.do("GET", "/v1/users/1/events", f.u1, "")
+	r.problem(503)
+	if r.hdr.Get("Retry-After") == "" || !strings.Contains(string(r.body), "overloaded") {
+		t.Errorf("the third request: Retry-After %q, body %s", r.hdr.Get("Retry-After"), r.body)
+	}
+	f.do("GET", "/healthz", "", "").want(200)
+	f.do("GET", "/readyz", "", "").want(200)
+	close(bl.release)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Errorf("a request in flight answered %d, want 200", code)
+		}
+	}
+	f.do("GET", "/v1/users/1/events", f.u1, "").want(200)
+}

@@ -33,6 +33,7 @@ type config struct {
 	BootstrapToken  string
 	Limits          domain.Limits
 	MaxBodyBytes    int64
+	MaxInFlight     int // MAX_IN_FLIGHT
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
 
@@ -193,6 +194,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AuthMode:        e.oneOf("token", []string{"token", "none"}, "AUTH_MODE"),
 		BootstrapToken:  e.str("", "BOOTSTRAP_ADMIN_TOKEN"),
 		MaxBodyBytes:    e.integer(1<<20, 1024, 1<<30, "MAX_BODY_BYTES"),
+		MaxInFlight:     int(e.integer(256, 1, 1_000_000, "MAX_IN_FLIGHT")),
 		ShutdownTimeout: e.duration(15*time.Second, "SHUTDOWN_TIMEOUT"),
 		Retention:       e.days(0, "RETENTION"),
 
