@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -95,6 +96,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Duration("duration", elapsed),
 				slog.Int64("bytes", rec.bytes),
+				// The peer's address: who to block or rate-limit after
+				// failed authentications (behind a proxy, the proxy's).
+				slog.String("client", clientAddr(r)),
 			}
 			if sc := span.SpanContext(); sc.IsValid() {
 				attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
@@ -188,4 +192,12 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			s.writeProblem(w, r, p, p.Status)
 		}
 	})
+}
+
+// clientAddr is the host part of the request's remote address.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

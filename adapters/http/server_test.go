@@ -521,3 +521,20 @@ func TestShedding(t *testing.T) {
 	}
 	f.do("GET", "/v1/users/1/events", f.u1, "").want(200)
 }
+
+// TestLogClientAddr: the request log line names the client's address, so
+// failed authentications can be traced to their source.
+func TestLogClientAddr(t *testing.T) {
+	f := newFixture(t)
+	req := httptest.NewRequest("GET", "/v1/events", nil)
+	req.RemoteAddr = "203.0.113.7:40000"
+	req.Header.Set("Authorization", "Bearer adt_not_a_token")
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	if rec.Code != 401 {
+		t.Fatalf("status %d, want 401", rec.Code)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, `"client":"203.0.113.7"`) || !strings.Contains(logs, `"status":401`) {
+		t.Errorf("no log line with the client address: %s", logs)
+	}
+}
