@@ -99,15 +99,7 @@ func TestReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	admin := openStore(t, testenv.PostgresBaseURL(), storage.Options{})
-	var killed int
-	if err := admin.db.GetContext(ctx, &killed, `
-		SELECT count(*) FROM (
-			SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1
-		) AS k`, schema); err != nil {
-		t.Fatal(err)
-	}
-	if killed == 0 {
+	if killed := terminate(t, schema); killed == 0 {
 		t.Fatal("no connection of the store to terminate")
 	}
 	var ok bool
@@ -194,15 +186,7 @@ func TestPingAfterTerminate(t *testing.T) {
 	if open := s.db.Stats().OpenConnections; open != pool {
 		t.Fatalf("%d pooled connections, want %d", open, pool)
 	}
-	admin := openStore(t, testenv.PostgresBaseURL(), storage.Options{})
-	var killed int
-	if err := admin.db.GetContext(ctx, &killed, `
-		SELECT count(*) FROM (
-			SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1
-		) AS k`, schema); err != nil {
-		t.Fatal(err)
-	}
-	if killed < pool {
+	if killed := terminate(t, schema); killed < pool {
 		t.Fatalf("terminated %d connections, want %d", killed, pool)
 	}
 	for i := range pool + 2 {
@@ -210,4 +194,20 @@ func TestPingAfterTerminate(t *testing.T) {
 			t.Fatalf("Ping %d after every pooled connection was terminated: %v", i, err)
 		}
 	}
+}
+
+// terminate ends, from another session, every connection whose
+// application_name is name (a store opened with it), as a server restart
+// or an administrator would, and returns how many it ended.
+func terminate(t *testing.T, name string) int {
+	t.Helper()
+	admin := openStore(t, testenv.PostgresBaseURL(), storage.Options{})
+	var killed int
+	if err := admin.db.GetContext(t.Context(), &killed, `
+		SELECT count(*) FROM (
+			SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1
+		) AS k`, name); err != nil {
+		t.Fatal(err)
+	}
+	return killed
 }
