@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/activityd/activityd/adapters/storage/memory"
+	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -131,3 +135,54 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// TestBatchAnswerMatchesEncode: the batch answer the handler appends is
+// exactly what encode() writes for the same items as batchJSON — created,
+// already stored and refused items alike.
+func TestBatchAnswerMatchesEncode(t *testing.T) {
+	srv := NewServer(Config{
+		Events:       app.NewEvents(memory.New(), fixedClock{}, domain.DefaultLimits()),
+		AuthDisabled: true,
+	})
+	post := func(path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	id := "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f70"
+	if rec := post("/v1/events", `{"id":"`+id+`","user_id":1,"action":"login"}`); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	rec := post("/v1/events/batch", `{"events":[{"user_id":1,"action":"upload_file","metadata":{"b":"<x>","a":[1,2.5]}},`+
+		`{"id":"`+id+`","user_id":1,"action":"login"},{"id":"`+id+`","user_id":1,"action":"logout"},{"user_id":1,"action":"dance"}]}`)
+	if rec.Code != 200 {
+		t.Fatalf("batch: %d %s", rec.Code, rec.Body)
+	}
+	var got batchJSON
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("batch answer does not decode as batchJSON: %v\n%s", err, rec.Body)
+	}
+	statuses := []int{}
+	for _, it := range got.Items {
+		statuses = append(statuses, it.Status)
+	}
+	if want := []int{201, 200, 409, 422}; !slices.Equal(statuses, want) {
+		t.Fatalf("statuses %v, want %v", statuses, want)
+	}
+	want, err := encode(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rec.Body.Bytes(), want) {
+		t.Errorf("batch answer:\n got %s\nwant %s", rec.Body, want)
+	}
+}
+
+// fixedClock is a ports.Clock at one instant.
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return time.Date(2025, 10, 10, 18, 30, 0, 123456000, time.UTC) }
