@@ -251,7 +251,7 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 	n := len(es)
 	norm := make([]domain.Event, n)
 	first := make(map[domain.ID]int, n) // id -> index of its first occurrence
-	var direct_, claimed []int          // indexes of first occurrences, by path
+	var directs, claimed []int          // indexes of first occurrences, by path
 	for i, e := range es {
 		norm[i] = normalize(e)
 		if _, ok := first[e.ID]; ok {
@@ -259,7 +259,7 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 		}
 		first[e.ID] = i
 		if direct(norm[i]) {
-			direct_ = append(direct_, i)
+			directs = append(directs, i)
 		} else {
 			claimed = append(claimed, i)
 		}
@@ -267,21 +267,21 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 
 	stored := make(map[domain.ID]domain.Event, len(first))
 	created := make(map[domain.ID]bool, len(first))
-	if tx, ok := q.(*sql.Tx); ok && len(direct_) >= copyMin {
-		copied, err := s.copyDirect(ctx, tx, norm, direct_, by)
+	if tx, ok := q.(*sql.Tx); ok && len(directs) >= copyMin {
+		copied, err := s.copyDirect(ctx, tx, norm, directs, by)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 		}
 		if copied {
-			for _, i := range direct_ {
+			for _, i := range directs {
 				stored[norm[i].ID], created[norm[i].ID] = norm[i], true
 			}
-			direct_ = nil
+			directs = nil
 		}
 	}
-	if len(direct_) > 0 {
+	if len(directs) > 0 {
 		var cols columns
-		for _, i := range direct_ {
+		for _, i := range directs {
 			cols.add(norm[i], by(i))
 		}
 		rows, err := q.QueryContext(ctx, insertDirectSQL, cols.args()...)
@@ -299,7 +299,7 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 		}
-		for _, i := range direct_ {
+		for _, i := range directs {
 			if created[norm[i].ID] {
 				stored[norm[i].ID] = norm[i] // exactly what a read gives back
 			} else {
