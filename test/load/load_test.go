@@ -163,11 +163,87 @@ func TestEventBodiesAreJSON(t *testing.T) {
 		t.Fatalf("create body: %v", err)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
-	if err := json.Unmarshal(appendEvent(nil, 9, 7, at), &v); err != nil {
+	if err := json.Unmarshal(appendEvent(nil, 9, 7, at, 0), &v); err != nil {
 		t.Fatalf("batch event: %v", err)
 	}
 	if v["occurred_at"] != "2026-01-02T03:04:05.000006Z" || v["user_id"] != float64(7) {
 		t.Errorf("batch event = %v", v)
+	}
+}
+
+// TestPaddedBatchBodies: -body-bytes brings a batch body just under the
+// limit, as valid JSON with every event's metadata padded.
+func TestPaddedBatchBodies(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		n     int
+		limit int64
+	}{
+		{1000, 1 << 20},
+		{1000, 512 << 10},
+		{10, 64 << 10},
+		{7, 500}, // below the plain body: no padding
+	} {
+		ats := make([]time.Time, tc.n)
+		for i := range ats {
+			ats[i] = now.Add(-time.Duration(i) * time.Hour)
+		}
+		users := func(i int64) int64 { return i%100 + 1 }
+		plain := appendBatch(nil, 0, ats, users, 0)
+		pad := batchPad(int64(len(plain)), tc.limit, tc.n)
+		b := appendBatch(nil, 0, ats, users, pad)
+		var v struct {
+			Events []struct{ Metadata map[string]any }
+		}
+		if err := json.Unmarshal(b, &v); err != nil || len(v.Events) != tc.n {
+			t.Fatalf("n=%d limit=%d: %d events, %v", tc.n, tc.limit, len(v.Events), err)
+		}
+		switch {
+		case int64(len(plain)) >= tc.limit:
+			if pad != 0 || len(b) != len(plain) {
+				t.Errorf("n=%d limit=%d: padded a body already over the limit (pad %d)", tc.n, tc.limit, pad)
+			}
+		case int64(len(b)) > tc.limit || int64(len(b)) < tc.limit-int64(tc.n*(padField+1)):
+			t.Errorf("n=%d limit=%d: body of %d bytes, want just under the limit", tc.n, tc.limit, len(b))
+		default:
+			got, _ := v.Events[0].Metadata["pad"].(string)
+			if len(got) != pad {
+				t.Errorf("n=%d: metadata pad of %d bytes, want %d", tc.n, len(got), pad)
+			}
+		}
+	}
+}
+
+// TestHeadersScenario: the headers scenario counts a 431 as the expected
+// answer and anything else (a server without a header limit answering
+// 401) under its status.
+func TestHeadersScenario(t *testing.T) {
+	for _, tc := range []struct {
+		maxHeader int
+		code      int
+		ok        int64
+		errs      map[string]int64
+	}{
+		{64 << 10, 0, 6, map[string]int64{}},
+		{4 << 20, 1, 0, map[string]int64{"401": 6}},
+	} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+		srv.Config.MaxHeaderBytes = tc.maxHeader
+		srv.Start()
+		t.Cleanup(srv.Close)
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"-url", srv.URL, "-scenario", "headers", "-c", "3", "-n", "6",
+			"-d", "10s", "-warmup", "0", "-json"}, &out, &errOut)
+		var s summary
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+			t.Fatalf("output %q: %v (stderr %q)", out.String(), err, errOut.String())
+		}
+		if code != tc.code || s.OK != tc.ok || fmt.Sprint(s.ByStatus) != fmt.Sprint(tc.errs) {
+			t.Errorf("header limit %d: exit %d, %d ok, errors %v; want exit %d, %d ok, errors %v",
+				tc.maxHeader, code, s.OK, s.ByStatus, tc.code, tc.ok, tc.errs)
+		}
 	}
 }
 

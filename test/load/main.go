@@ -13,9 +13,16 @@
 //	list    GET /v1/users/{id}/events?limit=-limit for a random user in
 //	        1..-users (or -list-user), newest first (200)
 //	mixed   80% list, 20% create
+//	headers an unauthenticated GET /v1/events carrying one header of
+//	        -header-bytes (1 MiB), on a connection of its own, written at
+//	        once; a 431 is the expected answer (the server refuses the
+//	        header block past its limit, so it never buffers all of it)
 //	seed    -seed N events through POST /v1/events/batch, -batch per request,
 //	        -c requests in flight, user i%users+1, occurred_at spread over
 //	        the past 30 days (recorded_at is the server's clock)
+//
+// With -body-bytes N, batch and seed requests pad each event's metadata so
+// that the body is just under N bytes (1 MiB batches: -body-bytes 1048576).
 //
 // Latencies are those of successful requests; every other outcome is
 // counted under its HTTP status ("503"), "net" (transport error or
@@ -56,9 +63,11 @@ type config struct {
 	timeout     time.Duration
 	maxErrors   int64
 	label       string
+	headerBytes int   // the headers scenario's header size
+	bodyBytes   int64 // pad batch bodies to just under this; 0: no padding
 }
 
-var scenarios = []string{"create", "batch", "list", "mixed", "seed"}
+var scenarios = []string{"create", "batch", "list", "mixed", "headers", "seed"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -144,6 +153,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.Int64Var(&cfg.maxErrors, "max-errors", 10_000, "stop a run after this many errors (0: no limit)")
 	fs.StringVar(&cfg.label, "label", "", "free text copied into the output (e.g. the store)")
+	fs.IntVar(&cfg.headerBytes, "header-bytes", 1<<20, "size of the one large header of the headers scenario")
+	fs.Int64Var(&cfg.bodyBytes, "body-bytes", 0, "pad batch bodies to just under this many bytes (0: no padding)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -191,11 +202,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-max-errors must not be negative")
 	case cfg.listUser < 0:
 		return nil, errors.New("-list-user must not be negative")
+	case cfg.headerBytes < 1 || cfg.headerBytes > 64<<20:
+		return nil, errors.New("-header-bytes must be 1..64 MiB")
+	case cfg.bodyBytes < 0 || cfg.bodyBytes > 1<<30:
+		return nil, errors.New("-body-bytes must be 0..1 GiB")
 	}
 	if cfg.scenario == "seed" && !set["d"] {
 		cfg.duration = 30 * time.Minute
 	}
-	if cfg.token == "" {
+	if cfg.scenario == "headers" && cfg.baseURL.Scheme != "http" {
+		return nil, errors.New("the headers scenario speaks plain HTTP: give an http:// -url")
+	}
+	if cfg.token == "" && cfg.scenario != "headers" {
 		fmt.Fprintln(stderr, "load: warning: no -token (or $TOKEN); requests go unauthenticated")
 	}
 	return &cfg, nil

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +39,9 @@ type shared struct {
 	batches atomic.Int64 // seed batches claimed
 	stopMu  sync.Mutex
 	stopped string
+
+	hugeOnce sync.Once
+	huge     []byte // the headers scenario's request, shared by every worker
 }
 
 func (s *shared) stop(why string) {
@@ -51,6 +57,7 @@ type worker struct {
 	*shared
 	rng  *rand.Rand
 	body []byte
+	ats  []time.Time // occurred_at of the events of the batch being built
 	resp bytes.Buffer
 
 	lat       []time.Duration
@@ -139,8 +146,9 @@ func appendCreate(b []byte, user int64) []byte {
 }
 
 // appendEvent appends one event of a batch: event number i of user, with
-// occurred_at at `at`.
-func appendEvent(b []byte, i, user int64, at time.Time) []byte {
+// occurred_at at `at` and, when pad > 0, a metadata field "pad" of pad
+// bytes.
+func appendEvent(b []byte, i, user int64, at time.Time, pad int) []byte {
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, user, 10)
 	b = append(b, `,"action":"`...)
@@ -149,7 +157,41 @@ func appendEvent(b []byte, i, user int64, at time.Time) []byte {
 	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","metadata":{"device":"bench","ip":"10.0.0.1","seq":`...)
 	b = strconv.AppendInt(b, i, 10)
+	if pad > 0 {
+		b = append(b, `,"pad":"`...)
+		for range pad {
+			b = append(b, 'x')
+		}
+		b = append(b, '"')
+	}
 	return append(b, `}}`...)
+}
+
+// padField is what a "pad" field adds to an event besides its bytes.
+const padField = len(`,"pad":""`)
+
+// appendBatch appends the body of a batch of the events [first,
+// first+len(ats)), each event padded by pad bytes (none if pad <= 0).
+func appendBatch(b []byte, first int64, ats []time.Time, users func(i int64) int64, pad int) []byte {
+	b = append(b, `{"events":[`...)
+	for j, at := range ats {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		i := first + int64(j)
+		b = appendEvent(b, i, users(i), at, pad)
+	}
+	return append(b, `]}`...)
+}
+
+// batchPad is the padding per event that brings a batch body of n events,
+// plain bytes long unpadded, to at most limit bytes; 0 when it is already
+// within padField bytes per event of it.
+func batchPad(plain, limit int64, n int) int {
+	if n <= 0 || limit <= plain {
+		return 0
+	}
+	return max(int((limit-plain)/int64(n))-padField, 0)
 }
 
 // batchItems counts the items of a batch answer and those stored (201) or
@@ -191,19 +233,18 @@ func (w *worker) checkBatch(body []byte, n int) bool {
 	return false
 }
 
-// postBatch sends events [first, first+n) and counts the outcome.
+// postBatch sends events [first, first+n) and counts the outcome. With
+// -body-bytes the events are padded so that the body is just under it.
 func (w *worker) postBatch(ctx context.Context, first int64, n int, users func(i int64) int64) bool {
 	now := time.Now()
-	b := append(w.body[:0], `{"events":[`...)
-	for j := range int64(n) {
-		if j > 0 {
-			b = append(b, ',')
-		}
-		i := first + j
-		at := now.Add(-time.Duration(w.rng.Int64N(int64(seedSpread))))
-		b = appendEvent(b, i, users(i), at)
+	w.ats = w.ats[:0]
+	for range n {
+		w.ats = append(w.ats, now.Add(-time.Duration(w.rng.Int64N(int64(seedSpread)))))
 	}
-	b = append(b, `]}`...)
+	b := appendBatch(w.body[:0], first, w.ats, users, 0)
+	if pad := batchPad(int64(len(b)), w.cfg.bodyBytes, n); pad > 0 {
+		b = appendBatch(b[:0], first, w.ats, users, pad)
+	}
 	w.body = b
 	status, err := w.do(ctx, http.MethodPost, "/v1/events/batch", b)
 	if !w.check(status, err, http.StatusOK) {
@@ -237,9 +278,58 @@ func (w *worker) list(ctx context.Context) bool {
 	return true
 }
 
+// hugeRequest is the headers scenario's request: an unauthenticated GET
+// /v1/events with one header of size bytes.
+func hugeRequest(host string, size int) []byte {
+	var b bytes.Buffer
+	b.Grow(size + 256)
+	b.WriteString("GET /v1/events HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: activityd-load\r\nX-Padding: ")
+	b.WriteString(strings.Repeat("a", size))
+	b.WriteString("\r\n\r\n")
+	return b.Bytes()
+}
+
+// hugeHeader sends the headers scenario's request on a connection of its
+// own, written at once while the answer is read (a server that stops
+// reading at its header limit answers before the write ends), and returns
+// the answer's status.
+func (w *worker) hugeHeader(ctx context.Context) (int, error) {
+	w.hugeOnce.Do(func() { w.huge = hugeRequest(w.cfg.baseURL.Host, w.cfg.headerBytes) })
+	d := net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
+	conn, err := d.DialContext(ctx, "tcp", w.cfg.baseURL.Host)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := conn.SetDeadline(time.Now().Add(w.cfg.timeout)); err != nil {
+		return 0, err
+	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		_, _ = conn.Write(w.huge) // fails once the server closes: the answer tells
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		resp.Body.Close()
+	}
+	conn.Close() // ends a write still blocked
+	<-wrote
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
 // step sends one request of the scenario and reports whether it succeeded.
 func (w *worker) step(ctx context.Context) bool {
 	switch w.cfg.scenario {
+	case "headers":
+		status, err := w.hugeHeader(ctx)
+		return w.check(status, err, http.StatusRequestHeaderFieldsTooLarge)
 	case "create":
 		return w.create(ctx)
 	case "batch":
