@@ -51,3 +51,44 @@ func KeyAt(prefix string, gens []int64, suffix string) string {
 	b = append(b, suffix...)
 	return string(b)
 }
+
+// CacheLedger is kept by a store that every replica shares, so that the
+// read cache can promise fresh reads on every replica through cache
+// faults: an invalidation the cache could not take is recorded here, and
+// every replica delivers it to the cache before it trusts the cache again;
+// and the cache server's identity is recorded with an epoch that moves on
+// whenever it changes, so data cached on a server that restarted from an
+// old snapshot, or on a replica that lagged before a failover, is never
+// reached again.
+type CacheLedger interface {
+	// RecordMissed durably records counters whose bump the cache did not
+	// take. Records are numbered in the order they commit.
+	RecordMissed(ctx context.Context, counters []string) error
+	// Missed returns the counters recorded after seq (all retained ones for
+	// seq 0), the number of the latest record (seq when there is none
+	// newer), and the current epoch.
+	Missed(ctx context.Context, seq int64) (LedgerState, error)
+	// Rebase records that the cache is served by instance. When that
+	// differs from the instance recorded, the epoch moves on (the first
+	// instance ever recorded starts it at 1). It returns the current epoch.
+	Rebase(ctx context.Context, instance string) (epoch int64, err error)
+	// PruneMissed deletes the records made before t.
+	PruneMissed(ctx context.Context, t time.Time) error
+}
+
+// LedgerState is what CacheLedger.Missed reports.
+type LedgerState struct {
+	Epoch    int64    // 0 until an instance was recorded
+	Seq      int64    // the latest record's number
+	Counters []string // recorded after the seq asked for, possibly repeated
+}
+
+// InstanceWatcher is implemented by a Cache whose contents can roll back
+// or vanish while the service runs (a server restart that reloads an old
+// snapshot, a failover to a replica that lagged). WatchInstance makes it
+// call fn with the server's identity (Redis's run_id) on each new
+// connection, before the connection serves a call; when fn returns an
+// error the connection is not used and the call fails.
+type InstanceWatcher interface {
+	WatchInstance(fn func(ctx context.Context, instance string) error)
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"Tokens", testTokens},
 		{"PingAndMigrateAgain", testPingMigrate},
 		{"PingAfterClose", testPingAfterClose},
+		{"CacheLedger", testCacheLedger},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
