@@ -45,6 +45,11 @@ type CacheConfig struct {
 	// error (op is "get", "set", "generations" or "bump"), for metrics.
 	Observe func(view string, r CacheResult)
 	OnError func(op string, err error)
+	// Coherence, when set, keeps a cache shared by replicas fresh on all of
+	// them through cache faults (see Coherence); one serves every reader
+	// of the cache in the process. Without it, a replica whose bump fails
+	// reads from storage for one TTL, and other replicas are not told.
+	Coherence *Coherence
 }
 
 // Option configures Events.
@@ -129,7 +134,15 @@ func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, lo
 		c.observe(view, CacheBypass)
 		return b, CacheBypass, nil
 	}
-	if time.Now().UnixNano() < c.distrustT.Load() {
+	coh := c.Coherence
+	var epoch int64
+	if coh != nil {
+		if !coh.Trusted() {
+			return bypass()
+		}
+		epoch = coh.Epoch()
+		k.prefix += "@" + strconv.FormatInt(epoch, 10)
+	} else if time.Now().UnixNano() < c.distrustT.Load() {
 		return bypass()
 	}
 	var (
@@ -157,6 +170,11 @@ func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, lo
 			return bypass()
 		}
 	}
+	if coh != nil && (coh.Epoch() != epoch || !coh.Trusted()) {
+		// The cache server changed while this read ran (its key is of the
+		// old epoch), or a bump was missed: what it read may be stale.
+		return bypass()
+	}
 	if hit {
 		c.observe(view, CacheHit)
 		return b, CacheHit, nil
@@ -183,8 +201,10 @@ func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, lo
 }
 
 // invalidate bumps the generations of users (and the global one) after a
-// committed write. If the cache cannot be told, this replica stops trusting
-// it for one TTL, by which time every value it might have served stale has
+// committed write. If the cache cannot be told, Coherence records the bump
+// for every replica and returns once none can serve what the write
+// changed; without Coherence, this replica stops trusting the cache for
+// one TTL, by which time every value it might have served stale has
 // expired.
 func (c *readCache) invalidate(ctx context.Context, users ...int64) {
 	keys := make([]string, 0, len(users)+1)
@@ -201,10 +221,15 @@ func (c *readCache) bump(ctx context.Context, keys ...string) {
 	if err != nil {
 		err = c.Cache.Bump(ctx, keys...) // one retry: a blip must not cost a TTL of bypass
 	}
-	if err != nil {
-		c.distrustT.Store(time.Now().Add(c.TTL).UnixNano())
-		c.fail("bump", err)
+	if err == nil {
+		return
 	}
+	c.fail("bump", err)
+	if c.Coherence != nil {
+		c.Coherence.missed(ctx, keys)
+		return
+	}
+	c.distrustT.Store(time.Now().Add(c.TTL).UnixNano())
 }
 
 func (c *readCache) observe(view string, r CacheResult) {

@@ -126,6 +126,8 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer closeCache()
 	cacheCfg = appTel.instrument(cacheCfg)
+	cacheCfg, stopCoherence := cohere(ctx, cfg, cacheCfg, st, log)
+	defer stopCoherence()
 	// No ports.Jobs: the worker computes, it never enqueues.
 	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg, appTel.observer))
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{

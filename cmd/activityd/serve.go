@@ -61,6 +61,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer closeCache()
 	cacheCfg = appTel.instrument(cacheCfg)
+	cacheCfg, stopCoherence := cohere(ctx, cfg, cacheCfg, st, log)
+	defer stopCoherence()
 	opts := []app.Option{app.WithObserver(appTel.observer)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
@@ -287,6 +289,30 @@ func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.
 		return app.CacheConfig{}, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() { c.Close() }, nil
+}
+
+// cohere keeps a cache shared by replicas (Redis) fresh on every replica
+// through cache faults, witnessed by the store (app.Coherence), and
+// returns the function that stops it. The in-process cache is one
+// process's alone and needs none.
+func cohere(ctx context.Context, cfg config, cc app.CacheConfig, st ports.Store, log *slog.Logger) (app.CacheConfig, func()) {
+	ledger, ok := st.(ports.CacheLedger)
+	if cc.Cache == nil || cfg.RedisURL == "" || !ok {
+		return cc, func() {}
+	}
+	cc.Coherence = app.NewCoherence(cc.Cache, ledger, app.CoherenceConfig{
+		// Records outlive every value cached before them.
+		Keep:    cfg.CacheTTL + time.Minute,
+		Logger:  log,
+		OnError: cc.OnError,
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cc.Coherence.Run(ctx)
+	}()
+	return cc, func() { cancel(); <-done }
 }
 
 // cachePinger returns the cache for /readyz to report, when it can be

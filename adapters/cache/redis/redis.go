@@ -47,6 +47,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -90,6 +92,7 @@ type Cache struct {
 	prefix     string
 	timeout    time.Duration
 	counterTTL time.Duration
+	watch      atomic.Pointer[func(context.Context, string) error] // WatchInstance's fn
 }
 
 // Open builds the cache for a REDIS_URL (see ParseURL for its forms). It
@@ -108,16 +111,25 @@ func Open(rawURL string, opts Options) (*Cache, error) {
 func New(uo *redis.UniversalOptions, opts Options) *Cache {
 	opts = opts.withDefaults()
 	applyTimeouts(uo, opts)
-	client := redis.NewUniversalClient(uo)
-	if opts.TracerProvider != nil {
-		instrumentTracing(client, opts.TracerProvider)
-	}
-	return &Cache{
-		client:     client,
+	c := &Cache{
 		prefix:     opts.KeyPrefix,
 		timeout:    opts.Timeout,
 		counterTTL: opts.CounterTTL,
 	}
+	next := uo.OnConnect
+	uo.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		if next != nil {
+			if err := next(ctx, cn); err != nil {
+				return err
+			}
+		}
+		return c.onConnect(ctx, cn)
+	}
+	c.client = redis.NewUniversalClient(uo)
+	if opts.TracerProvider != nil {
+		instrumentTracing(c.client, opts.TracerProvider)
+	}
+	return c
 }
 
 func (o Options) withDefaults() Options {
@@ -344,4 +356,47 @@ func (c *Cache) GetLatest(ctx context.Context, counters []string, prefix, suffix
 		return nil, nil, false, fmt.Errorf("rediscache: get latest: value is a %T", res[len(counters)])
 	}
 	return gens, []byte(v), true, nil
+}
+
+// WatchInstance implements ports.InstanceWatcher: fn is called with the
+// server's run_id on every new connection to a Redis server (a single
+// one, or the master through Sentinel), before it serves a call. Redis
+// gives a server a new run_id at every start, so a restart (which may
+// have reloaded an old snapshot) and a failover both show. Connections
+// to Sentinels and to Cluster nodes are not reported: on a Cluster, the
+// restart of a node is not detected.
+func (c *Cache) WatchInstance(fn func(ctx context.Context, instance string) error) {
+	c.watch.Store(&fn)
+}
+
+// onConnect runs on every new connection: it asks the server who it is
+// when someone watches.
+func (c *Cache) onConnect(ctx context.Context, cn *redis.Conn) error {
+	fn := c.watch.Load()
+	if fn == nil {
+		return nil
+	}
+	info, err := cn.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("rediscache: identify the server: %w", err)
+	}
+	mode, id := infoField(info, "redis_mode"), infoField(info, "run_id")
+	if mode == "sentinel" || mode == "cluster" {
+		return nil
+	}
+	if id == "" {
+		return fmt.Errorf("rediscache: identify the server: INFO server has no run_id")
+	}
+	return (*fn)(ctx, id)
+}
+
+// infoField returns the value of name in an INFO reply ("name:value"
+// lines), or "".
+func infoField(info, name string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
