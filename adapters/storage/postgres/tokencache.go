@@ -16,13 +16,22 @@ import (
 // Token cache: every authenticated request looks its token up, and a
 // round trip to PostgreSQL for it cost a fifth of the server's CPU under
 // load. Lookups are cached in process, and kept correct across replicas
-// with LISTEN/NOTIFY: RevokeToken notifies tokensChannel in its
-// transaction, so every replica's listener drops its cache when the
-// revocation commits. While the listener is not connected (starting,
+// with LISTEN/NOTIFY: CreateToken and RevokeToken notify tokensChannel in
+// their transaction, so every replica's listener drops its cache when the
+// change commits. While the listener is not connected (starting,
 // reconnecting) the cache is bypassed, and it is emptied whenever the
 // connection is lost or restored, so a notification missed meanwhile
 // cannot leave a revoked token cached. An entry also lives at most
-// tokenCacheMaxAge. Unknown tokens are never cached.
+// tokenCacheMaxAge.
+//
+// Unknown hashes are cached too (a negative cache), in a map of their own
+// so that a flood of random secrets can neither grow memory past
+// tokenCacheMaxMisses nor push known tokens out. A creation notifies like
+// a revocation, so a token created on any replica is never answered
+// "unknown" from memory after its notification. With both caches a known,
+// a revoked and a never-issued token are all answered from memory after
+// their first lookup, in the same time: timing does not tell whether a
+// secret exists (issue 13).
 
 // tokensChannel is the NOTIFY channel of token changes. Channels are per
 // database, not per schema: a change in one schema empties the caches of
@@ -32,6 +41,9 @@ const tokensChannel = "activityd_tokens"
 const (
 	tokenCacheMaxAge  = 30 * time.Second
 	tokenCacheMaxSize = 10_000
+	// tokenCacheMaxMisses bounds the negative cache (about 100 bytes an
+	// entry).
+	tokenCacheMaxMisses = 10_000
 )
 
 type tokenCache struct {
@@ -42,7 +54,8 @@ type tokenCache struct {
 	gen       atomic.Uint64 // bumped by every change and connection event
 	mu        sync.Mutex
 	entries   map[string]cachedToken
-	done      chan struct{} // closed when watch has returned
+	missing   map[string]cachedMiss // hashes no token has (the negative cache)
+	done      chan struct{}         // closed when watch has returned
 }
 
 type cachedToken struct {
@@ -51,23 +64,37 @@ type cachedToken struct {
 	expiry time.Time
 }
 
-func newTokenCache(dsn string) *tokenCache {
-	return &tokenCache{dsn: dsn, entries: map[string]cachedToken{}, done: make(chan struct{})}
+type cachedMiss struct {
+	gen    uint64
+	expiry time.Time
 }
 
-// get returns the cached token for hash, if any is valid.
-func (c *tokenCache) get(hash []byte) (domain.Token, bool) {
+func newTokenCache(dsn string) *tokenCache {
+	return &tokenCache{dsn: dsn, entries: map[string]cachedToken{}, missing: map[string]cachedMiss{},
+		done: make(chan struct{})}
+}
+
+// get answers a lookup of hash from memory when it can: ok is true when
+// it did, and then absent tells whether no token has hash (else t is it).
+// Known and unknown hashes take the same path: one lock, two map reads.
+func (c *tokenCache) get(hash []byte) (t domain.Token, absent, ok bool) {
 	c.start.Do(c.listen)
 	if !c.listening.Load() {
-		return domain.Token{}, false
+		return domain.Token{}, false, false
 	}
+	now := time.Now()
 	c.mu.Lock()
-	e, ok := c.entries[string(hash)]
+	e, found := c.entries[string(hash)]
+	m, miss := c.missing[string(hash)]
 	c.mu.Unlock()
-	if !ok || e.gen != c.gen.Load() || time.Now().After(e.expiry) {
-		return domain.Token{}, false
+	gen := c.gen.Load()
+	switch {
+	case found && e.gen == gen && now.Before(e.expiry):
+		return e.t, false, true
+	case miss && m.gen == gen && now.Before(m.expiry):
+		return domain.Token{}, true, true
 	}
-	return e.t, true
+	return domain.Token{}, false, false
 }
 
 // generation is read before a lookup in storage; put keeps its result
@@ -86,12 +113,35 @@ func (c *tokenCache) put(hash []byte, t domain.Token, gen uint64) {
 	c.entries[string(hash)] = cachedToken{t: t, gen: gen, expiry: time.Now().Add(tokenCacheMaxAge)}
 }
 
-// invalidate drops every entry.
+// putMissing remembers that no token has hash, if nothing changed since
+// gen was read (a creation notified meanwhile may have made one). At the
+// bound the negative cache starts over: the known tokens stay.
+func (c *tokenCache) putMissing(hash []byte, gen uint64) {
+	if !c.listening.Load() || c.gen.Load() != gen {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.missing) >= tokenCacheMaxMisses {
+		clear(c.missing)
+	}
+	c.missing[string(hash)] = cachedMiss{gen: gen, expiry: time.Now().Add(tokenCacheMaxAge)}
+}
+
+// invalidate drops every entry, known and unknown.
 func (c *tokenCache) invalidate() {
 	c.gen.Add(1)
 	c.mu.Lock()
 	clear(c.entries)
+	clear(c.missing)
 	c.mu.Unlock()
+}
+
+// sizes is how many known and unknown hashes are cached.
+func (c *tokenCache) sizes() (known, unknown int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), len(c.missing)
 }
 
 // listen starts the listener, in the background: until it listens, the

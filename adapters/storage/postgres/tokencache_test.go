@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -119,19 +120,133 @@ func TestTokenCacheListenerLost(t *testing.T) {
 	if err := b.db.GetContext(t.Context(), &pid, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, name); err != nil {
 		t.Fatalf("the listener's connection (%s): %v", name, err)
 	}
-	// Revoked without a notification, then the listener's connection cut.
+	// Revoked without a notification, and a token created without one
+	// after its hash was cached as unknown; then the listener's connection
+	// cut.
 	if _, err := b.db.ExecContext(t.Context(), `UPDATE api_tokens SET revoked_at = now() WHERE id = $1`, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	unknown := []byte("ffeeddccbbaa99887766554433221100")
+	wantUnknown(t, b, unknown, "a hash no token has")
+	if _, err := b.db.ExecContext(t.Context(), `INSERT INTO api_tokens (id, name, user_id, scopes, hash, created_at)
+		VALUES ('silent', '', 7, '{events:read}', $1, now())`, unknown); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.db.ExecContext(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
 	waitRevoked(t, b, tok, 5*time.Second)
+	waitFound(t, b, unknown, 5*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for !b.tokens.listening.Load() {
 		if time.Now().After(deadline) {
 			t.Fatal("the listener did not reconnect within 10s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFound polls s until it finds hash; it fails after within.
+func waitFound(t *testing.T, s *Store, hash []byte, within time.Duration) domain.Token {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got, err := s.TokenByHash(t.Context(), hash)
+		if err == nil {
+			return got
+		}
+		if !errors.Is(err, domain.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the token was still unknown %v after its creation committed", within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantUnknown fails unless s says no token has hash.
+func wantUnknown(t *testing.T, s *Store, hash []byte, why string) {
+	t.Helper()
+	if got, err := s.TokenByHash(t.Context(), hash); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("%s: lookup = %+v, %v; want ErrNotFound", why, got, err)
+	}
+}
+
+// TestTokenNegativeCacheAcrossReplicas: an unknown hash is answered from
+// memory (a row inserted behind the store's back is not seen), and a
+// creation of that token through another replica empties the negative
+// cache as it commits, so the lookup succeeds; revocation still works.
+func TestTokenNegativeCacheAcrossReplicas(t *testing.T) {
+	a, b, tok := tokenStores(t)
+	cachedLookup(t, b, tok) // b's listener listens
+	secret := []byte("fedcba9876543210fedcba9876543210")
+	wantUnknown(t, b, secret, "a hash no token has")
+	// Inserted without a notification: b keeps answering from memory.
+	if _, err := a.db.ExecContext(t.Context(), `INSERT INTO api_tokens (id, name, user_id, scopes, hash, created_at)
+		VALUES ('silent', '', 7, '{events:read}', $1, now())`, secret); err != nil {
+		t.Fatal(err)
+	}
+	wantUnknown(t, b, secret, "a silently inserted row (the negative cache must answer)")
+	if _, err := a.db.ExecContext(t.Context(), `DELETE FROM api_tokens WHERE id = 'silent'`); err != nil {
+		t.Fatal(err)
+	}
+
+	created := domain.Token{ID: "tok2", Name: "late", UserID: 7, Scopes: []domain.Scope{domain.ScopeRead},
+		Hash: secret, CreatedAt: time.Now()}
+	if err := a.CreateToken(t.Context(), created); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if got := waitFound(t, b, secret, 5*time.Second); got.ID != created.ID {
+		t.Fatalf("found token %q, want %q", got.ID, created.ID)
+	}
+	t.Logf("replica b found the created token %v after it committed", time.Since(began))
+
+	if err := a.RevokeToken(t.Context(), created.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b, created, 5*time.Second)
+}
+
+// TestTokenNegativeCacheSameStore: a token created through the store that
+// just answered "unknown" for its hash is found at once, without waiting
+// for the notification.
+func TestTokenNegativeCacheSameStore(t *testing.T) {
+	_, b, tok := tokenStores(t)
+	cachedLookup(t, b, tok)
+	secret := []byte("00112233445566778899aabbccddeeff")
+	wantUnknown(t, b, secret, "a hash no token has")
+	wantUnknown(t, b, secret, "again, from memory")
+	if err := b.CreateToken(t.Context(), domain.Token{ID: "tok3", UserID: 7, Scopes: []domain.Scope{domain.ScopeRead},
+		Hash: secret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TokenByHash(t.Context(), secret); err != nil {
+		t.Fatalf("lookup right after the creation: %v", err)
+	}
+}
+
+// TestTokenNegativeCacheBounded: a flood of unknown secrets keeps the
+// negative cache within its bound and leaves the known tokens cached.
+func TestTokenNegativeCacheBounded(t *testing.T) {
+	_, b, tok := tokenStores(t)
+	cachedLookup(t, b, tok)
+	for i := range tokenCacheMaxMisses + 500 {
+		wantUnknown(t, b, fmt.Appendf(nil, "unknown-%027d", i), "a random secret")
+	}
+	known, unknown := b.tokens.sizes()
+	if unknown > tokenCacheMaxMisses || unknown == 0 {
+		t.Errorf("%d unknown hashes cached after %d lookups; want 1..%d", unknown, tokenCacheMaxMisses+500, tokenCacheMaxMisses)
+	}
+	if known != 1 {
+		t.Fatalf("%d known tokens cached after the flood, want the 1 looked up before", known)
+	}
+	// Still answered from memory: a silent change is not seen.
+	if _, err := b.db.ExecContext(t.Context(), `UPDATE api_tokens SET name = 'renamed' WHERE id = $1`, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.TokenByHash(t.Context(), tok.Hash); err != nil || got.Name != "ci" {
+		t.Fatalf("known token after the flood: %q, %v; want the cached %q", got.Name, err, "ci")
 	}
 }

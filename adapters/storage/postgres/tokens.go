@@ -63,9 +63,16 @@ func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
 	for i, sc := range t.Scopes {
 		scopes[i] = string(sc)
 	}
+	// One statement: the insert, and the notification that empties every
+	// replica's token cache (its negative entries: the hash may have been
+	// looked up, unknown, before) when it commits.
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO api_tokens (`+tokenCols+`)
-		VALUES ($1::text, $2::text, $3::bigint, $4::text[], $5::bytea, $6::timestamptz, $7::timestamptz, $8::timestamptz)`,
+		WITH ins AS (
+		    INSERT INTO api_tokens (`+tokenCols+`)
+		    VALUES ($1::text, $2::text, $3::bigint, $4::text[], $5::bytea, $6::timestamptz, $7::timestamptz, $8::timestamptz)
+		    RETURNING 1
+		)
+		SELECT notified.* FROM ins, LATERAL (`+notifyTokens+`) notified`,
 		t.ID, t.Name, t.UserID, scopes, t.Hash, domain.Normalize(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.RevokedAt))
 	if err != nil {
 		if e := pq.As(err, "23505"); e != nil {
@@ -73,13 +80,18 @@ func (s *Store) CreateToken(ctx context.Context, t domain.Token) error {
 		}
 		return fmt.Errorf("postgres: create token: %w", wrap(err))
 	}
+	// This replica need not wait for its own notification.
+	s.tokens.invalidate()
 	return nil
 }
 
 // TokenByHash implements ports.Tokens, through the token cache (see
 // tokencache.go).
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, error) {
-	if t, ok := s.tokens.get(hash); ok {
+	if t, absent, ok := s.tokens.get(hash); ok {
+		if absent {
+			return domain.Token{}, domain.ErrNotFound
+		}
 		return t, nil
 	}
 	gen := s.tokens.generation()
@@ -89,6 +101,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (domain.Token, err
 	err := s.db.GetContext(ctx, &r, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = $1::bytea`, hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		s.tokens.putMissing(hash, gen)
 		return domain.Token{}, domain.ErrNotFound
 	case err != nil:
 		return domain.Token{}, fmt.Errorf("postgres: token by hash: %w", wrap(err))
@@ -133,5 +146,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	if n == 0 {
 		return fmt.Errorf("%w: token %s", domain.ErrNotFound, id)
 	}
+	// This replica need not wait for its own notification.
+	s.tokens.invalidate()
 	return nil
 }
