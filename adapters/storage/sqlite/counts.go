@@ -26,7 +26,7 @@ func (s *Store) ComputeWindow(ctx context.Context, w domain.Window, at time.Time
 	}
 	start, end := micros(domain.Normalize(w.Start)), micros(domain.Normalize(w.End))
 	var users int
-	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.writeBulkTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM activity_counts WHERE window_start = ?`, start); err != nil {
 			return err
 		}

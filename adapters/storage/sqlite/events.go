@@ -134,16 +134,34 @@ var errClosed = errors.New("sql: database is closed")
 // requests are waiting (up to maxGroup) and stores them in one transaction
 // with one multi-row INSERT, so concurrent creates share statements and
 // commits instead of queueing for the single write connection one by one.
-// A lone request is stored at once, with no added wait.
+// A lone request is stored at once, with no added wait. With its first
+// request it queues for a turn at the write connection as a small write
+// (behind at most one batch, see writeTurns), and takes every create that
+// arrived meanwhile into the same group.
 func (s *Store) groupWriter() {
 	defer close(s.writerDone)
 	batch := make([]*createReq, 0, maxGroup)
 	for req := range s.creates {
+		// The bound of a shared transaction (see flushGroup), for the wait.
+		ctx, cancel := context.WithTimeout(context.Background(), s.groupTimeout())
+		err := s.turns.take(ctx, false)
+		cancel()
+		if err != nil {
+			req.done <- createRes{err: fmt.Errorf("wait for the write connection: %w", err)}
+			continue
+		}
 		batch = storage.Ready(s.creates, append(batch[:0], req), maxGroup)
 		s.flushGroup(batch)
+		s.turns.done(false)
 	}
 }
 
+// groupTimeout bounds a transaction shared by requests with deadlines of
+// their own: the statement timeout, or the busy timeout, not any one of
+// theirs.
+func (s *Store) groupTimeout() time.Duration { return cmp.Or(s.timeout, s.busy) + time.Second }
+
+// flushGroup stores batch; the caller holds a turn (s.turns).
 func (s *Store) flushGroup(batch []*createReq) {
 	live := batch[:0:0]
 	for _, r := range batch {
@@ -161,9 +179,7 @@ func (s *Store) flushGroup(batch []*createReq) {
 	if len(live) == 1 {
 		ctx, cancel = s.opCtx(live[0].ctx)
 	} else {
-		// Shared by requests with deadlines of their own: bounded by the
-		// statement timeout, or the busy timeout, not by any one of them.
-		ctx, cancel = context.WithTimeout(context.Background(), cmp.Or(s.timeout, s.busy)+time.Second)
+		ctx, cancel = context.WithTimeout(context.Background(), s.groupTimeout())
 	}
 	defer cancel()
 	var span trace.Span
@@ -175,7 +191,10 @@ func (s *Store) flushGroup(batch []*createReq) {
 		es[i] = r.e
 	}
 	var out []ports.Created
-	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
+		if s.onTurn != nil {
+			s.onTurn(true)
+		}
 		var err error
 		out, err = insertEvents(ctx, tx, es, func(i int) string { return live[i].by })
 		return err
@@ -202,7 +221,7 @@ func (s *Store) flushGroup(batch []*createReq) {
 			ctx, cancel := s.opCtx(r.ctx)
 			defer cancel()
 			var out []ports.Created
-			err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
+			err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
 				var err error
 				out, err = insertEvents(ctx, tx, []domain.Event{r.e}, func(int) string { return r.by })
 				return err
@@ -232,7 +251,10 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	var out []ports.Created
-	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.writeBulkTx(ctx, func(tx *sqlx.Tx) error {
+		if s.onTurn != nil {
+			s.onTurn(false)
+		}
 		var err error
 		out, err = insertEvents(ctx, tx, es, func(int) string { return by })
 		return err

@@ -21,9 +21,13 @@
 // cache is 32 MiB for the writer and 8 MiB per reader.
 //
 // Writes go through their own pool of exactly one
-// connection whose transactions begin IMMEDIATE, so writers queue in the
-// pool instead of failing with SQLITE_BUSY, and the write lock is taken
-// before anything is read (a compare-and-set cannot be lost). Reads go
+// connection whose transactions begin IMMEDIATE, so writers queue
+// instead of failing with SQLITE_BUSY, and the write lock is taken
+// before anything is read (a compare-and-set cannot be lost). Writers take
+// turns fairly (see writeTurns; database/sql hands a freed connection to
+// a random waiter, which let concurrent large batches starve single
+// creates for seconds): a create or a status change waits behind at most
+// one batch, however many are queued. Reads go
 // through a pool of several query-only connections that run in parallel
 // with each other and with the writer. An in-memory database lives in one
 // connection, which then serves reads and writes alike.
@@ -105,6 +109,12 @@ type Store struct {
 	timeout  time.Duration // per-operation deadline; 0: none
 	busy     time.Duration // busy_timeout
 	migrate  sync.Mutex    // one Migrate at a time in this process
+	// turns orders the writers in front of the write pool, whose own
+	// wait is in random order.
+	turns writeTurns
+	// onTurn, when set (tests), is called when a write transaction has
+	// the write connection: group is true for a group commit of Creates.
+	onTurn func(group bool)
 
 	tracer    trace.Tracer // group commit spans; nil: not traced
 	unobserve func() error // ends the pool metrics
@@ -167,7 +177,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	common.Add("_pragma", "synchronous(NORMAL)")
 	common.Add("_pragma", "temp_store(MEMORY)")
 
-	s := &Store{timeout: opts.StatementTimeout, busy: busy}
+	s := &Store{timeout: opts.StatementTimeout, busy: busy, turns: newWriteTurns()}
 	openDB := func(dsn string) (*sqlx.DB, error) { return sqlx.Open("sqlite", dsn) }
 	if tp, ok := opts.Traced(); ok {
 		s.tracer = tp.Tracer(instrumentationName)
@@ -451,8 +461,27 @@ func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc)
 	return ctx, func() {}
 }
 
-// writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it,
+// after waiting for its turn as a small write (see writeTurns).
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return s.writeTxAs(ctx, false, fn)
+}
+
+// writeBulkTx is writeTx for a bulk write: a batch, a counting window.
+func (s *Store) writeBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return s.writeTxAs(ctx, true, fn)
+}
+
+func (s *Store) writeTxAs(ctx context.Context, bulk bool, fn func(tx *sqlx.Tx) error) error {
+	if err := s.turns.take(ctx, bulk); err != nil {
+		return err
+	}
+	defer s.turns.done(bulk)
+	return s.writeTxTurn(ctx, fn)
+}
+
+// writeTxTurn is writeTx for a caller that holds a turn (s.turns).
+func (s *Store) writeTxTurn(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
