@@ -69,7 +69,7 @@ type failFunc func(w http.ResponseWriter, r *http.Request, err error)
 func (s *Server) authenticateAs(fail failFunc) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, err := s.principal(r)
+			p, err := s.admit(w, r)
 			if err != nil {
 				fail(w, r, err)
 				return

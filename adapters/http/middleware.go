@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -96,9 +95,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Duration("duration", elapsed),
 				slog.Int64("bytes", rec.bytes),
-				// The peer's address: who to block or rate-limit after
-				// failed authentications (behind a proxy, the proxy's).
-				slog.String("client", clientAddr(r)),
+				// The client's address: who to block after failed
+				// authentications (behind a trusted proxy, the one it
+				// forwarded for; see clientaddr.go).
+				slog.String("client", s.clientAddr(r)),
 			}
 			if sc := span.SpanContext(); sc.IsValid() {
 				attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
@@ -124,7 +124,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		// Answers behind credentials are one principal's: no shared cache
 		// (a proxy, a CDN, the browser's disk) may keep them.
 		w.Header().Set("Cache-Control", "no-store")
-		p, err := s.principal(r)
+		p, err := s.admit(w, r) // principal, under the abuse limits (limits.go)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -192,12 +192,4 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			s.writeProblem(w, r, p, p.Status)
 		}
 	})
-}
-
-// clientAddr is the host part of the request's remote address.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

@@ -16,8 +16,8 @@ import (
 // returns. The fragment names the kind of problem: malformed-request,
 // unauthenticated, forbidden, not-found, method-not-allowed,
 // invalid-transition, status-conflict, id-conflict, body-too-large,
-// unsupported-media-type, validation, unavailable or internal (to be
-// documented in docs/problems.md).
+// unsupported-media-type, validation, too-many-failures, rate-limited,
+// unavailable or internal (to be documented in docs/problems.md).
 const ProblemTypeBase = "https://github.com/activityd/activityd/blob/main/docs/problems.md#"
 
 // The kinds of problem, as the fragment of a problem's type URI.
@@ -33,6 +33,8 @@ const (
 	slugTooLarge             = "body-too-large"         // 413
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule
+	slugTooManyFailures      = "too-many-failures"      // 429: too many failed authentications from the client's address
+	slugRateLimited          = "rate-limited"           // 429: the principal is over its rate limit
 	slugUnavailable          = "unavailable"            // 503: try again later
 	slugOverloaded           = "overloaded"             // 503: too many requests in flight
 	slugClientClosed         = "client-closed"          // 499: the client went away before the answer

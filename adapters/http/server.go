@@ -19,6 +19,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
 )
 
 // Authenticator turns a credential secret into a principal; *app.Tokens
@@ -64,6 +66,20 @@ type Config struct {
 	// AuthDisabled (AUTH_MODE=none) makes every request act as the
 	// principal {Name:"anonymous", Scopes:[admin]}. Local experiments only.
 	AuthDisabled bool
+	// TrustedProxies (TRUSTED_PROXIES) are the peers whose
+	// X-Forwarded-For or Forwarded header names the client (see
+	// clientaddr.go); none: the client is always the TCP peer.
+	TrustedProxies []netip.Prefix
+	// AuthFailures (AUTH_FAILURE_LIMIT, AUTH_FAILURE_BURST) limits failed
+	// authentications per client address, per replica: beyond it the
+	// address is answered 429 before its credentials are looked up. The
+	// zero Limit: unlimited.
+	AuthFailures ports.Limit
+	// RateLimiter and RateLimit (RATE_LIMIT, RATE_LIMIT_BURST) limit the
+	// requests of each principal: 429 beyond. nil or the zero Limit: no
+	// limit.
+	RateLimiter ports.Limiter
+	RateLimit   ports.Limit
 	// UI, when set, serves the web UI at GET / and its assets under
 	// /ui/, without authentication (its API calls carry the token); see
 	// package web. nil: not served.
@@ -113,6 +129,7 @@ type Server struct {
 	ui       http.Handler
 	metrics  http.Handler
 	tel      *instrumentation
+	limits   *abuseLimits
 	mux      *chi.Mux
 }
 
@@ -138,6 +155,7 @@ func NewServer(cfg Config) *Server {
 		ui:      cfg.UI,
 		metrics: cfg.Metrics,
 		tel:     newInstrumentation(cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator),
+		limits:  newAbuseLimits(cfg),
 		mux:     chi.NewRouter(),
 	}
 	if s.log == nil {
