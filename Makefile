@@ -9,6 +9,8 @@
 #   make bench-quick  the same load benchmarks at a small size (50k events,
 #                3 s rounds; a few minutes): a smoke test of the script, not
 #                figures to quote. Any BENCH_* knob set in the environment wins.
+#   make faults  TestNeverStale at full size: two replicas behind fault
+#                proxies, 20 s of load through each Redis fault (CI runs 3 s)
 #   make run     the service on :8080 with SQLite in ./data
 #
 # Benchmark outputs land in bench-results/ (git-ignored). If benchstat is
@@ -22,7 +24,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick run
+.PHONY: test bench bench-go bench-load bench-quick faults run
 
 test:
 	$(GO) test -race ./...
@@ -42,6 +44,9 @@ bench-quick:
 	BENCH_SEED_SQLITE=$${BENCH_SEED_SQLITE:-20000} BENCH_USERS_SQLITE=$${BENCH_USERS_SQLITE:-200} \
 	BENCH_COPY_ROWS=$${BENCH_COPY_ROWS:-50000} BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_RUNS=$${BENCH_RUNS:-3} \
 	test/load/run.sh
+
+faults:
+	FAULT_SECONDS=$${FAULT_SECONDS:-20} $(GO) test -count=1 -v -run 'TestNeverStale' -timeout=20m ./test/e2e/
 
 run:
 	$(GO) run ./cmd/activityd
