@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -69,6 +70,16 @@ type config struct {
 	JWTIssuer   string
 	JWTAudience string
 	JWTLeeway   time.Duration
+
+	// Abuse limits (limits.go): TRUSTED_PROXIES, AUTH_FAILURE_LIMIT and
+	// AUTH_FAILURE_BURST (failures a minute per client address; 0: none),
+	// RATE_LIMIT and RATE_LIMIT_BURST (requests a second per principal;
+	// 0: none).
+	TrustedProxies   []netip.Prefix
+	AuthFailureLimit int
+	AuthFailureBurst int
+	RateLimit        int
+	RateLimitBurst   int
 
 	DBMaxOpenConns     int
 	DBMaxIdleConns     int
@@ -283,6 +294,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		e.fail("COUNT_SETTLE", c.CountSettle.String(), "must be at most 1h")
 	}
 	c.WorkerConcurrency = int(e.integer(4, 1, 1000, "WORKER_CONCURRENCY"))
+	loadAbuseLimits(e, &c)
 	if c.RedisURL != "" {
 		if _, err := rediscache.ParseURL(c.RedisURL); err != nil {
 			e.fail("REDIS_URL", redactURL(c.RedisURL), err.Error())

@@ -150,6 +150,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		defer jwtAuth.Close()
 	}
 
+	rateLimiter, closeRateLimiter, err := openRateLimiter(cfg, tel, log) // limits.go
+	if err != nil {
+		return err
+	}
+	defer closeRateLimiter()
+
 	handler := httpapi.NewServer(httpapi.Config{
 		Events:       events,
 		Counts:       counts,
@@ -161,6 +167,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		MaxInFlight:  cfg.MaxInFlight,
 		AuthDisabled: cfg.AuthMode == "none",
 		UI:           web.Handler(),
+
+		TrustedProxies: cfg.TrustedProxies,
+		AuthFailures:   cfg.authFailureLimit(),
+		RateLimiter:    rateLimiter,
+		RateLimit:      cfg.rateLimit(),
 
 		TracerProvider: tel.TracerProvider(),
 		MeterProvider:  tel.MeterProvider(),
