@@ -38,7 +38,7 @@ import (
 // never limited.
 
 // failureTableSize bounds the addresses whose failures are counted (about
-// 250 bytes each); beyond it the least recently seen is forgotten.
+// 210 bytes each); beyond it the least recently seen is forgotten.
 const failureTableSize = 10_000
 
 // abuseLimits is the Server's share of abuse limiting.
