@@ -1,12 +1,19 @@
 // Package memcache is the in-process ports.Cache, used when REDIS_URL is
-// not set and in tests. It is bounded (entries and bytes for values, a
-// count for generation counters), evicts the least recently used entry
-// first, expires each value after its TTL and is safe for concurrent use.
-// Values are copied on Set and on Get, so callers may reuse their buffers.
+// not set and in tests. It is bounded (values, generation counters and the
+// bytes of both), evicts the least recently used value first, expires each
+// value after its TTL and frees it then: a write sweeps the values that
+// expired, and so does a timer every SweepInterval while the cache holds
+// any, so memory held by expired values is returned without new traffic.
+// The bytes counted are what an entry really costs the heap (its key, its
+// value's allocation and a measured per-entry overhead; see entryOverhead),
+// so MaxBytes bounds memory, not just payload. It is safe for concurrent
+// use. Values are copied on Set and on Get, so callers may reuse their
+// buffers.
 //
 // Generation counters live outside the value space (a value and a counter
 // may share a key without meeting) and never expire; they are evicted, least
-// recently used first, only when there are more than MaxCounters of them.
+// recently used first, only when there are more than MaxCounters of them
+// (or, should counters alone exceed MaxBytes, until they no longer do).
 // Forgetting a counter must never let it take a value again that a live
 // cached entry may embed, nor let a reader see a value under which stale
 // data may be stored. So the cache remembers the largest value it has
@@ -17,10 +24,11 @@
 package memcache
 
 import (
-	"container/list"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -29,15 +37,22 @@ import (
 
 // Defaults for zero Options fields.
 const (
-	DefaultMaxEntries  = 100_000
-	DefaultMaxBytes    = 64 << 20
-	DefaultMaxCounters = 100_000
+	DefaultMaxEntries    = 100_000
+	DefaultMaxBytes      = 64 << 20
+	DefaultMaxCounters   = 100_000
+	DefaultSweepInterval = time.Second
 )
 
-// entryOverhead approximates the bookkeeping bytes of one value entry (map
-// slot, list element, entry struct), counted against MaxBytes with the key
-// and the value.
-const entryOverhead = 128
+// entryOverhead is what one value costs the heap besides its key's bytes
+// and its value's allocation: the entry (80 bytes), its map slot (24
+// bytes, about 40 at the map's usual load) and its expiry-heap slot (8
+// bytes, up to 16 while the slice has room to grow), plus the key's
+// rounding to an allocation size class. TestBytesAreHonest measures it.
+const entryOverhead = 152
+
+// counterOverhead is the same for a generation counter: the counter (48
+// bytes) and its map slot.
+const counterOverhead = 96
 
 // ErrTooLarge is returned (wrapped) by Set for a value above an eighth of
 // MaxBytes: one such value would evict a large part of the cache.
@@ -47,18 +62,21 @@ var ErrTooLarge = errors.New("memcache: value too large")
 type Options struct {
 	// MaxEntries bounds the number of values (default DefaultMaxEntries).
 	MaxEntries int
-	// MaxBytes bounds the bytes of keys, values and per-entry overhead
+	// MaxBytes bounds the bytes of values and counters, overhead included
 	// (default DefaultMaxBytes). A single value may use at most an eighth.
 	MaxBytes int64
 	// MaxCounters bounds the number of generation counters (default
 	// DefaultMaxCounters).
 	MaxCounters int
+	// SweepInterval is how often a timer frees expired values while the
+	// cache holds any (default DefaultSweepInterval). Writes free them too.
+	SweepInterval time.Duration
 }
 
 // Stats is a snapshot of the cache's size.
 type Stats struct {
-	Entries  int   // values held, expired ones not yet dropped included
-	Bytes    int64 // bytes counted against MaxBytes
+	Entries  int   // values held (an expired one until the next sweep or read)
+	Bytes    int64 // bytes counted against MaxBytes: values and counters
 	Counters int   // generation counters held
 	Floor    int64 // largest counter value evicted so far (0 if none)
 }
@@ -68,28 +86,43 @@ type Cache struct {
 	maxEntries  int
 	maxBytes    int64
 	maxCounters int
+	sweepEvery  time.Duration
 	now         func() time.Time // time.Now, replaced by tests
+	epoch       time.Time        // expiries are durations since it (monotonic)
 
 	mu       sync.Mutex
-	values   map[string]*list.Element // of *entry
-	lru      list.List                // of *entry, most recently used first
-	bytes    int64
-	counters map[string]*list.Element // of *counter
-	clru     list.List                // of *counter, most recently used first
+	values   map[string]*entry
+	lru      list[entry, *entry]     // values, most recently used first
+	expiry   expiryHeap              // values, soonest expiry first
+	bytes    int64                   // of values and counters
+	counters map[string]*counter     // generation counters
+	clru     list[counter, *counter] // counters, most recently used first
 	floor    int64
+	timer    *time.Timer // the sweep timer, made on the first Set
+	armed    bool        // the timer is set to fire
+	closed   bool        // Close was called: no more sweeps by timer
 }
 
+// entry is one value. Its value is never modified after Set stores it
+// (an overwrite replaces the slice), so readers copy it outside the lock.
 type entry struct {
 	key     string
-	value   []byte // never modified after Set stores it
-	expires time.Time
+	value   []byte
+	expires time.Duration // since Cache.epoch
 	size    int64
+	link    link[entry]
+	heapIdx int
 }
+
+func (e *entry) links() *link[entry] { return &e.link }
 
 type counter struct {
 	key   string
 	value int64
+	link  link[counter]
 }
+
+func (c *counter) links() *link[counter] { return &c.link }
 
 // New returns an empty cache bounded by opts.
 func New(opts Options) *Cache {
@@ -97,10 +130,12 @@ func New(opts Options) *Cache {
 		maxEntries:  opts.MaxEntries,
 		maxBytes:    opts.MaxBytes,
 		maxCounters: opts.MaxCounters,
+		sweepEvery:  opts.SweepInterval,
 		now:         time.Now,
-		values:      make(map[string]*list.Element),
-		counters:    make(map[string]*list.Element),
+		values:      make(map[string]*entry),
+		counters:    make(map[string]*counter),
 	}
+	c.epoch = c.now()
 	if c.maxEntries <= 0 {
 		c.maxEntries = DefaultMaxEntries
 	}
@@ -110,28 +145,47 @@ func New(opts Options) *Cache {
 	if c.maxCounters <= 0 {
 		c.maxCounters = DefaultMaxCounters
 	}
+	if c.sweepEvery <= 0 {
+		c.sweepEvery = DefaultSweepInterval
+	}
 	return c
 }
+
+// Close stops the sweep timer. The cache stays usable; expired values are
+// then freed by writes and reads only.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.armed = false
+	}
+}
+
+// at is t as a duration since the cache's epoch: monotonic when both are
+// readings of time.Now, so a wall-clock step neither expires nor keeps
+// values.
+func (c *Cache) at(t time.Time) time.Duration { return t.Sub(c.epoch) }
 
 // Get returns a copy of the live value stored under key.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("memcache: get: %w", err)
 	}
-	now := c.now()
+	now := c.at(c.now())
 	c.mu.Lock()
-	el, ok := c.values[key]
+	e, ok := c.values[key]
 	if !ok {
 		c.mu.Unlock()
 		return nil, false, nil
 	}
-	e := el.Value.(*entry)
-	if !now.Before(e.expires) {
-		c.removeValue(el)
+	if now >= e.expires {
+		c.removeValue(e)
 		c.mu.Unlock()
 		return nil, false, nil
 	}
-	c.lru.MoveToFront(el)
+	c.lru.moveToFront(e)
 	v := e.value
 	c.mu.Unlock()
 	// The stored slice is immutable, so it can be copied outside the lock.
@@ -140,8 +194,9 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-// Set stores a copy of value under key for ttl, evicting the least
-// recently used values while the cache is over its bounds.
+// Set stores a copy of value under key for ttl, freeing expired values,
+// then evicting the least recently used ones while the cache is over its
+// bounds.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memcache: set: %w", err)
@@ -149,41 +204,90 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if ttl <= 0 {
 		return fmt.Errorf("memcache: set: ttl %v is not positive", ttl)
 	}
-	size := int64(len(key)+len(value)) + entryOverhead
-	if size > c.maxBytes/8 {
+	if size := valueSize(key, len(value)); size > c.maxBytes/8 {
 		c.mu.Lock()
-		if el, ok := c.values[key]; ok { // a failed overwrite leaves no old value
-			c.removeValue(el)
+		if e, ok := c.values[key]; ok { // a failed overwrite leaves no old value
+			c.removeValue(e)
 		}
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %d bytes with its key, at most %d", ErrTooLarge, size, c.maxBytes/8)
 	}
-	v := make([]byte, len(value))
-	copy(v, value)
-	e := &entry{key: key, value: v, expires: c.now().Add(ttl), size: size}
+	// append rounds the capacity up to the allocation's size class: what
+	// the copy really takes from the heap.
+	v := append([]byte(nil), value...)
+	if v == nil {
+		v = []byte{}
+	}
+	size := int64(len(key)+cap(v)) + entryOverhead
+	now := c.at(c.now())
+	expires := now + ttl
+	if expires < now { // a TTL of centuries
+		expires = math.MaxInt64
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.values[key]; ok {
-		old := el.Value.(*entry)
-		c.bytes += e.size - old.size
-		el.Value = e
-		c.lru.MoveToFront(el)
+	c.sweep(now)
+	if e, ok := c.values[key]; ok {
+		c.bytes += size - e.size
+		e.value, e.size, e.expires = v, size, expires
+		heap.Fix(&c.expiry, e.heapIdx)
+		c.lru.moveToFront(e)
 	} else {
-		c.values[key] = c.lru.PushFront(e)
-		c.bytes += e.size
+		e := &entry{key: key, value: v, expires: expires, size: size}
+		c.values[key] = e
+		c.lru.pushFront(e)
+		heap.Push(&c.expiry, e)
+		c.bytes += size
 	}
-	for len(c.values) > c.maxEntries || c.bytes > c.maxBytes {
-		c.removeValue(c.lru.Back())
+	for len(c.values) > c.maxEntries || (c.bytes > c.maxBytes && len(c.values) > 0) {
+		c.removeValue(c.lru.back())
 	}
+	c.evictCounters()
+	c.arm()
 	return nil
 }
 
+// valueSize is what Set counts for a value of n bytes under key, before
+// the value's rounding to its allocation size class.
+func valueSize(key string, n int) int64 { return int64(len(key)+n) + entryOverhead }
+
 // removeValue drops a value entry; c.mu is held.
-func (c *Cache) removeValue(el *list.Element) {
-	e := c.lru.Remove(el).(*entry)
+func (c *Cache) removeValue(e *entry) {
+	c.lru.remove(e)
+	heap.Remove(&c.expiry, e.heapIdx)
 	delete(c.values, e.key)
 	c.bytes -= e.size
+}
+
+// sweep drops the values expired at now; c.mu is held.
+func (c *Cache) sweep(now time.Duration) {
+	for len(c.expiry) > 0 && now >= c.expiry[0].expires {
+		c.removeValue(c.expiry[0])
+	}
+}
+
+// arm sets the sweep timer while values are held; c.mu is held.
+func (c *Cache) arm() {
+	if c.armed || c.closed || len(c.values) == 0 {
+		return
+	}
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.sweepEvery, c.sweepTick)
+	} else {
+		c.timer.Reset(c.sweepEvery)
+	}
+	c.armed = true
+}
+
+// sweepTick is the timer's sweep, re-armed while values remain.
+func (c *Cache) sweepTick() {
+	now := c.at(c.now())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed = false
+	c.sweep(now)
+	c.arm()
 }
 
 // Generations returns the counters' values: a counter never bumped reads 0,
@@ -196,9 +300,9 @@ func (c *Cache) Generations(ctx context.Context, keys ...string) ([]int64, error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, k := range keys {
-		if el, ok := c.counters[k]; ok {
-			c.clru.MoveToFront(el)
-			out[i] = el.Value.(*counter).value
+		if ct, ok := c.counters[k]; ok {
+			c.clru.moveToFront(ct)
+			out[i] = ct.value
 		} else {
 			out[i] = c.floor
 		}
@@ -219,19 +323,34 @@ func (c *Cache) Bump(ctx context.Context, keys ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range keys {
-		if el, ok := c.counters[k]; ok {
-			el.Value.(*counter).value++
-			c.clru.MoveToFront(el)
+		if ct, ok := c.counters[k]; ok {
+			ct.value++
+			c.clru.moveToFront(ct)
 			continue
 		}
-		c.counters[k] = c.clru.PushFront(&counter{key: k, value: max(now, c.floor) + 1})
+		ct := &counter{key: k, value: max(now, c.floor) + 1}
+		c.counters[k] = ct
+		c.clru.pushFront(ct)
+		c.bytes += counterSize(k)
 	}
-	for len(c.counters) > c.maxCounters {
-		old := c.clru.Remove(c.clru.Back()).(*counter)
+	c.evictCounters()
+	return nil
+}
+
+// counterSize is what a counter under key counts against MaxBytes.
+func counterSize(key string) int64 { return int64(len(key)) + counterOverhead }
+
+// evictCounters drops the least recently used counters while there are
+// more than MaxCounters, or while they alone exceed MaxBytes (values are
+// evicted first), raising the floor to each one's value; c.mu is held.
+func (c *Cache) evictCounters() {
+	for len(c.counters) > c.maxCounters || (c.bytes > c.maxBytes && len(c.values) == 0 && len(c.counters) > 0) {
+		old := c.clru.back()
+		c.clru.remove(old)
 		delete(c.counters, old.key)
+		c.bytes -= counterSize(old.key)
 		c.floor = max(c.floor, old.value)
 	}
-	return nil
 }
 
 // Stats reports the cache's current size.
@@ -253,4 +372,78 @@ func (c *Cache) GetLatest(ctx context.Context, counters []string, prefix, suffix
 		return nil, nil, false, err
 	}
 	return gens, v, ok, nil
+}
+
+// link is the list pointers of an element of a list.
+type link[E any] struct{ prev, next *E }
+
+// linked is a pointer to an element that holds its own links.
+type linked[E any] interface {
+	*E
+	links() *link[E]
+}
+
+// list is an intrusive doubly linked list, most recently used first: its
+// elements hold their links, so a list costs no allocation of its own.
+type list[E any, P linked[E]] struct{ head, tail *E }
+
+func (l *list[E, P]) pushFront(e *E) {
+	lk := P(e).links()
+	lk.prev, lk.next = nil, l.head
+	if l.head != nil {
+		P(l.head).links().prev = e
+	} else {
+		l.tail = e
+	}
+	l.head = e
+}
+
+func (l *list[E, P]) remove(e *E) {
+	lk := P(e).links()
+	if lk.prev != nil {
+		P(lk.prev).links().next = lk.next
+	} else {
+		l.head = lk.next
+	}
+	if lk.next != nil {
+		P(lk.next).links().prev = lk.prev
+	} else {
+		l.tail = lk.prev
+	}
+	lk.prev, lk.next = nil, nil
+}
+
+func (l *list[E, P]) moveToFront(e *E) {
+	if l.head != e {
+		l.remove(e)
+		l.pushFront(e)
+	}
+}
+
+// back is the least recently used element, nil for an empty list.
+func (l *list[E, P]) back() *E { return l.tail }
+
+// expiryHeap orders values by expiry, soonest first (container/heap).
+type expiryHeap []*entry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+
+func (h *expiryHeap) Push(x any) {
+	e := x.(*entry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +18,7 @@ import (
 var _ ports.Cache = (*Cache)(nil)
 
 func TestContract(t *testing.T) {
-	cachetest.Run(t, func(t *testing.T) ports.Cache { return New(Options{}) })
+	cachetest.Run(t, func(t *testing.T) ports.Cache { return newTest(t, Options{}) })
 }
 
 // fakeClock is a settable clock for tests that must not depend on time.
@@ -36,15 +39,24 @@ func (f *fakeClock) Add(d time.Duration) {
 	f.now = f.now.Add(d)
 }
 
-func newWithClock(opts Options) (*Cache, *fakeClock) {
+// newTest is New, closed at the test's end: a cache whose sweep timer
+// is armed stays reachable, and would skew the heap measurements of the
+// tests that follow.
+func newTest(t testing.TB, opts Options) *Cache {
 	c := New(opts)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func newWithClock(t *testing.T, opts Options) (*Cache, *fakeClock) {
+	c := newTest(t, opts)
 	clk := &fakeClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 	c.now = clk.Now
 	return c, clk
 }
 
 func TestDefaults(t *testing.T) {
-	c := New(Options{})
+	c := newTest(t, Options{})
 	if c.maxEntries != DefaultMaxEntries || c.maxBytes != DefaultMaxBytes || c.maxCounters != DefaultMaxCounters {
 		t.Fatalf("defaults: %d entries, %d bytes, %d counters", c.maxEntries, c.maxBytes, c.maxCounters)
 	}
@@ -52,7 +64,7 @@ func TestDefaults(t *testing.T) {
 
 func TestMaxEntriesEvictsLeastRecentlyUsed(t *testing.T) {
 	ctx := t.Context()
-	c := New(Options{MaxEntries: 3})
+	c := newTest(t, Options{MaxEntries: 3})
 	for _, k := range []string{"a", "b", "c"} {
 		if err := c.Set(ctx, k, []byte(k), time.Minute); err != nil {
 			t.Fatal(err)
@@ -77,7 +89,7 @@ func TestMaxEntriesEvictsLeastRecentlyUsed(t *testing.T) {
 func TestMaxBytesBound(t *testing.T) {
 	ctx := t.Context()
 	const maxBytes = 64 << 10
-	c := New(Options{MaxBytes: maxBytes})
+	c := newTest(t, Options{MaxBytes: maxBytes})
 	v := make([]byte, 1000)
 	for i := range 500 {
 		if err := c.Set(ctx, fmt.Sprint("key", i), v, time.Minute); err != nil {
@@ -103,14 +115,15 @@ func TestMaxBytesBound(t *testing.T) {
 
 func TestOverwriteAccountsBytes(t *testing.T) {
 	ctx := t.Context()
-	c := New(Options{})
+	c := newTest(t, Options{})
 	_ = c.Set(ctx, "k", make([]byte, 1000), time.Minute)
 	_ = c.Set(ctx, "k", make([]byte, 10), time.Minute)
-	if s := c.Stats(); s.Entries != 1 || s.Bytes != int64(1+10+entryOverhead) {
-		t.Fatalf("after overwrite: %+v", s)
+	// 10 bytes take a 16-byte allocation.
+	if s := c.Stats(); s.Entries != 1 || s.Bytes != int64(1+16+entryOverhead) {
+		t.Fatalf("after overwrite: %+v, want 1 entry of %d bytes", s, 1+16+entryOverhead)
 	}
 	_, _, _ = c.Get(ctx, "missing")
-	c2, clk := newWithClock(Options{})
+	c2, clk := newWithClock(t, Options{})
 	_ = c2.Set(ctx, "k", make([]byte, 10), time.Second)
 	clk.Add(time.Second)
 	if _, ok, _ := c2.Get(ctx, "k"); ok {
@@ -123,7 +136,7 @@ func TestOverwriteAccountsBytes(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	ctx := t.Context()
-	c := New(Options{MaxBytes: 8 << 10})
+	c := newTest(t, Options{MaxBytes: 8 << 10})
 	if err := c.Set(ctx, "k", []byte("small"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +152,7 @@ func TestTooLarge(t *testing.T) {
 func TestCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	c := New(Options{})
+	c := newTest(t, Options{})
 	if err := c.Set(ctx, "k", nil, time.Minute); !errors.Is(err, context.Canceled) {
 		t.Errorf("Set: %v", err)
 	}
@@ -156,7 +169,7 @@ func TestCanceledContext(t *testing.T) {
 
 func TestMaxCountersBound(t *testing.T) {
 	ctx := t.Context()
-	c := New(Options{MaxCounters: 10})
+	c := newTest(t, Options{MaxCounters: 10})
 	for i := range 100 {
 		if err := c.Bump(ctx, fmt.Sprint("user:", i), "global"); err != nil {
 			t.Fatal(err)
@@ -180,7 +193,7 @@ func TestMaxCountersBound(t *testing.T) {
 // bumps a counter is far ahead of the clock, and only the floor keeps its
 // next incarnation above its last value.
 func TestEvictedCounterRestartsAbove(t *testing.T) {
-	c, _ := newWithClock(Options{MaxCounters: 2})
+	c, _ := newWithClock(t, Options{MaxCounters: 2})
 	cachetest.ForgottenCounter(t, c, "user:1", func(t *testing.T) {
 		if err := c.Bump(t.Context(), "other:1", "other:2"); err != nil {
 			t.Fatal(err)
@@ -196,7 +209,7 @@ func TestEvictedCounterRestartsAbove(t *testing.T) {
 // entry may be stored under.
 func TestEvictedCounterReadsFloor(t *testing.T) {
 	ctx := t.Context()
-	c, clk := newWithClock(Options{MaxCounters: 1})
+	c, clk := newWithClock(t, Options{MaxCounters: 1})
 	_ = c.Bump(ctx, "a")
 	_ = c.Bump(ctx, "a")
 	g, _ := c.Generations(ctx, "a")
@@ -214,7 +227,7 @@ func TestEvictedCounterReadsFloor(t *testing.T) {
 }
 
 func TestCounterStartsFromClock(t *testing.T) {
-	c, clk := newWithClock(Options{})
+	c, clk := newWithClock(t, Options{})
 	_ = c.Bump(t.Context(), "a")
 	g, _ := c.Generations(t.Context(), "a")
 	if want := clk.Now().UnixMicro() + 1; g[0] != want {
@@ -224,7 +237,7 @@ func TestCounterStartsFromClock(t *testing.T) {
 
 func TestTTLWithFakeClock(t *testing.T) {
 	ctx := t.Context()
-	c, clk := newWithClock(Options{})
+	c, clk := newWithClock(t, Options{})
 	_ = c.Set(ctx, "k", []byte("v"), 10*time.Second)
 	clk.Add(10*time.Second - time.Nanosecond)
 	if _, ok, _ := c.Get(ctx, "k"); !ok {
@@ -236,17 +249,214 @@ func TestTTLWithFakeClock(t *testing.T) {
 	}
 }
 
-func BenchmarkGetParallel(b *testing.B) {
-	c := New(Options{})
-	ctx := context.Background()
-	for i := range 1000 {
-		_ = c.Set(ctx, fmt.Sprint("k", i), make([]byte, 512), time.Hour)
+// BenchmarkCache measures the cache's paths at a list page's size (15 KB
+// under a 90-byte key, bounded at 24 MiB) from parallel goroutines: a hit
+// in a working set that fits; a miss and its Set (every key new, so the
+// cache evicts all along); and the cached list under writes (90% hits,
+// 10% Sets of a new key, as a bumped generation makes).
+func BenchmarkCache(b *testing.B) {
+	const workingSet = 1000
+	value := make([]byte, 15_000)
+	key := func(i int64) string {
+		return fmt.Sprintf("activityd:list:v1:%020d:events?limit=50&order=desc&user=%020d", i, i)
 	}
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			_, _, _ = c.Get(ctx, fmt.Sprint("k", i%1000))
-			i++
+	for _, bc := range []struct {
+		name string
+		op   func(c *Cache, i int64, n *atomic.Int64) error
+	}{
+		{"hit", func(c *Cache, i int64, _ *atomic.Int64) error {
+			_, _, err := c.Get(context.Background(), key(i%workingSet))
+			return err
+		}},
+		{"miss+set", func(c *Cache, _ int64, n *atomic.Int64) error {
+			k := key(workingSet + n.Add(1))
+			if _, ok, err := c.Get(context.Background(), k); ok || err != nil {
+				return fmt.Errorf("want a miss: %v, %w", ok, err)
+			}
+			return c.Set(context.Background(), k, value, time.Minute)
+		}},
+		{"mixed", func(c *Cache, i int64, n *atomic.Int64) error {
+			if i%10 == 9 {
+				return c.Set(context.Background(), key(workingSet+n.Add(1)), value, time.Minute)
+			}
+			_, _, err := c.Get(context.Background(), key(i%workingSet))
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := New(Options{MaxBytes: 24 << 20})
+			b.Cleanup(c.Close)
+			for i := range int64(workingSet) {
+				if err := c.Set(context.Background(), key(i), value, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n, seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := seq.Add(1_000_003)
+				for pb.Next() {
+					i++
+					if err := bc.op(c, i, &n); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestExpiredValuesAreFreed: values past their TTL leave the cache, and
+// their bytes the count, without any further write or read: the sweep
+// timer frees them.
+func TestExpiredValuesAreFreed(t *testing.T) {
+	ctx := t.Context()
+	c, clk := newWithClock(t, Options{SweepInterval: 5 * time.Millisecond})
+	for i := range 1000 {
+		ttl := 10 * time.Second
+		if i%2 == 0 {
+			ttl = time.Hour
 		}
-	})
+		if err := c.Set(ctx, fmt.Sprint("k", i), make([]byte, 1000), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := c.Stats()
+	clk.Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Entries != 500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("expired values still held 10 s after their TTL: %+v (full: %+v)", c.Stats(), full)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := c.Stats(); s.Bytes != full.Bytes/2 {
+		t.Fatalf("after the sweep: %d bytes counted, want half of %d", s.Bytes, full.Bytes)
+	}
+	clk.Add(time.Hour)
+	for c.Stats().Bytes != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("expired values still held: %+v", c.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWritesFreeExpiredValues: without the timer (after Close), a write
+// frees every value that expired, not only the least recently used ones
+// the bounds would evict.
+func TestWritesFreeExpiredValues(t *testing.T) {
+	ctx := t.Context()
+	c, clk := newWithClock(t, Options{})
+	c.Close()
+	for i := range 100 {
+		_ = c.Set(ctx, fmt.Sprint("short", i), []byte("v"), time.Second)
+	}
+	_ = c.Set(ctx, "long", []byte("v"), time.Hour)
+	clk.Add(time.Second)
+	_ = c.Set(ctx, "new", []byte("v"), time.Hour)
+	if s := c.Stats(); s.Entries != 2 {
+		t.Fatalf("after a write past the TTL: %d values held, want 2 (the expired freed)", s.Entries)
+	}
+	// An overwrite moves the expiry: the old one no longer frees it.
+	_ = c.Set(ctx, "long", []byte("w"), 2*time.Hour)
+	clk.Add(90 * time.Minute)
+	_ = c.Set(ctx, "other", []byte("v"), time.Hour)
+	if _, ok, _ := c.Get(ctx, "long"); !ok {
+		t.Fatal("an overwritten value expired at its first TTL")
+	}
+}
+
+// TestBytesAreHonest fills caches to their byte bound with values of
+// several sizes and checks that the bound holds at every step and that
+// the heap the cache holds (measured after a collection) is within 15%
+// of the bytes it counts: the bound is on memory, not on payload.
+func TestBytesAreHonest(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value int
+		key   int
+	}{
+		{"tiny values", 1, 20},
+		{"small values", 200, 60},
+		{"list pages", 15_000, 90},
+		{"odd sizes", 1500, 70},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const maxBytes = 16 << 20
+			ctx := t.Context()
+			value := make([]byte, tc.value)
+			pad := strings.Repeat("k", tc.key-8)
+			before := heapInUse()
+			c := newTest(t, Options{MaxBytes: maxBytes, MaxEntries: 1 << 20, SweepInterval: time.Hour})
+			n := 0
+			for i := 0; n == 0 || c.Stats().Entries == i; i++ {
+				// The key is the caller's allocation, kept by the cache.
+				if err := c.Set(ctx, fmt.Sprintf("%s%08d", pad, i), value, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if s := c.Stats(); s.Bytes > maxBytes {
+					t.Fatalf("after %d Sets: %d bytes counted, above the bound %d", i+1, s.Bytes, maxBytes)
+				}
+				if c.Stats().Entries < i+1 {
+					n = i + 1 // the first eviction: the cache is full
+				}
+			}
+			s := c.Stats()
+			held := heapInUse() - before
+			ratio := float64(held) / float64(s.Bytes)
+			t.Logf("%d values of %d bytes under %d-byte keys: %d bytes counted, %d held on the heap (%.3f)",
+				s.Entries, tc.value, tc.key, s.Bytes, held, ratio)
+			if s.Bytes < maxBytes*9/10 {
+				t.Errorf("a full cache counts %d bytes, well under its bound %d", s.Bytes, maxBytes)
+			}
+			if ratio > 1.15 {
+				t.Errorf("the heap holds %d bytes for %d counted (%.2fx): the count is not honest", held, s.Bytes, ratio)
+			}
+			if ratio < 0.85 {
+				t.Errorf("the heap holds %d bytes for %d counted (%.2fx): the count is far too high", held, s.Bytes, ratio)
+			}
+			runtime.KeepAlive(c)
+		})
+	}
+}
+
+// TestCounterBytesAreHonest: generation counters count what they hold
+// on the heap too (within 15%), and a cache of counters only keeps to
+// MaxBytes.
+func TestCounterBytesAreHonest(t *testing.T) {
+	ctx := t.Context()
+	const maxBytes = 8 << 20
+	before := heapInUse()
+	c := newTest(t, Options{MaxBytes: maxBytes, MaxCounters: 1 << 20})
+	for i := range 200_000 {
+		if err := c.Bump(ctx, fmt.Sprintf("user:%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if s := c.Stats(); s.Bytes > maxBytes {
+			t.Fatalf("after %d Bumps: %d bytes counted, above the bound %d", i+1, s.Bytes, maxBytes)
+		}
+	}
+	s := c.Stats()
+	held := heapInUse() - before
+	ratio := float64(held) / float64(s.Bytes)
+	t.Logf("%d counters: %d bytes counted, %d held on the heap (%.3f)", s.Counters, s.Bytes, held, ratio)
+	if ratio > 1.15 || ratio < 0.85 {
+		t.Errorf("the heap holds %d bytes for %d counted (%.2fx), not within 15%%", held, s.Bytes, ratio)
+	}
+	if s.Floor == 0 {
+		t.Error("counters evicted for bytes without raising the floor")
+	}
+	runtime.KeepAlive(c)
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
