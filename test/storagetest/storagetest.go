@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"CountWatermark", testCountWatermark},
 		{"ListCountsFiltersAndPaging", testListCounts},
 		{"Tokens", testTokens},
+		{"TokenCreatedAfterUnknownLookup", testTokenAfterUnknown},
 		{"PingAndMigrateAgain", testPingMigrate},
 		{"PingAfterClose", testPingAfterClose},
 		{"CacheLedger", testCacheLedger},
