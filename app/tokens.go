@@ -123,9 +123,9 @@ func (s *Tokens) Revoke(ctx context.Context, id string) error {
 
 // Authenticate returns the principal a secret stands for, or
 // domain.ErrUnauthenticated for an unknown, expired or revoked one. It
-// asks the store every time; a store that caches tokens must see a
-// revocation at once on every replica (PostgreSQL's cache is emptied by
-// LISTEN/NOTIFY).
+// asks the store every time; a store that caches tokens (or unknown
+// hashes) must see a creation and a revocation at once on every replica
+// (PostgreSQL's cache is emptied by LISTEN/NOTIFY).
 func (s *Tokens) Authenticate(ctx context.Context, secret string) (domain.Principal, error) {
 	if secret == "" {
 		return domain.Principal{}, domain.ErrUnauthenticated

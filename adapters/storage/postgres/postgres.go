@@ -47,11 +47,12 @@
 //
 // # Token cache
 //
-// TokenByHash answers from an in-process cache that LISTEN/NOTIFY keeps
-// exact across replicas (see tokencache.go): a revocation notifies
-// activityd_tokens as it commits and every store's listener connection
-// (application_name activityd-listener) empties its cache; while that
-// connection is down the cache is not used.
+// TokenByHash answers from an in-process cache of known tokens and of
+// unknown hashes that LISTEN/NOTIFY keeps exact across replicas (see
+// tokencache.go): a creation or a revocation notifies activityd_tokens as
+// it commits and every store's listener connection (application_name
+// activityd-listener) empties its cache; while that connection is down the
+// cache is not used.
 //
 // When the server cannot be reached — connection refused or reset, broken
 // pipe, timeouts, "the database system is starting up", too many
