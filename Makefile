@@ -2,7 +2,7 @@
 #
 #   make test    every test, with the race detector (the README's command)
 #   make bench   the storage adapters' Go benchmarks (-count=5), then the
-#                HTTP load benchmarks of design.md §7 (test/load/run.sh:
+#                HTTP load benchmarks of docs/performance.md (test/load/run.sh:
 #                PostgreSQL in a fresh schema of $$BENCH_PG_URL, each figure
 #                with its raw-SQL or bare-handler reference from the same run,
 #                and SQLite), full size

@@ -37,8 +37,9 @@ type Limits struct {
 	MaxMetadataBytes int           // size of the metadata object as sent
 }
 
-// DefaultLimits are design.md's defaults: the predecessors' vocabulary, 5
-// minutes of clock skew and 16 KiB of metadata.
+// DefaultLimits are the defaults the README's Configuration table lists
+// (ACTIONS, MAX_CLOCK_SKEW, MAX_METADATA_BYTES): the predecessors'
+// vocabulary, 5 minutes of clock skew and 16 KiB of metadata.
 func DefaultLimits() Limits {
 	return Limits{Actions: DefaultVocabulary(), MaxClockSkew: 5 * time.Minute, MaxMetadataBytes: 16 << 10}
 }

@@ -1,8 +1,9 @@
 package httpapi
 
-// The predecessors' surfaces (compat.md beside design.md; docs/compat.md
-// for users): the event-tracking API of the Go/gin system (compat_events.go)
-// and the activity-logger API of the Django REST system (compat_logs.go).
+// The predecessors' surfaces (docs/compat.md; how a surface maps onto the
+// use cases: docs/architecture.md): the event-tracking API of the Go/gin
+// system (compat_events.go) and the activity-logger API of the Django REST
+// system (compat_logs.go).
 //
 // Each is a thin driving adapter over the same use cases as /v1: it only
 // translates the predecessor's paths, member names, casing, status codes

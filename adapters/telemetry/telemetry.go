@@ -1,4 +1,4 @@
-// Package telemetry sets up OpenTelemetry for activityd (design.md §5):
+// Package telemetry sets up OpenTelemetry for activityd (README: Monitoring):
 // a MeterProvider whose metrics the OpenTelemetry Prometheus exporter
 // serves on /metrics from a registry of its own, and a TracerProvider that
 // exports spans over OTLP when the standard OTEL_EXPORTER_OTLP_* variables

@@ -41,9 +41,10 @@ func loadAbuseLimits(e *env, c *config) {
 		e.fail("AUTH_FAILURE_BURST", v, "has no effect with AUTH_FAILURE_LIMIT=0 (no limit); unset it, or set AUTH_FAILURE_LIMIT")
 	}
 	// No rate limit by default: one token may legitimately carry a whole
-	// ingestion pipeline (design.md §7 measures thousands of requests a
-	// second from one token), so no default fits every deployment, and
-	// MAX_IN_FLIGHT already bounds what one client takes at once.
+	// ingestion pipeline (the load benchmarks of docs/performance.md send
+	// thousands of requests a second from one token), so no default fits
+	// every deployment, and MAX_IN_FLIGHT already bounds what one client
+	// takes at once.
 	c.RateLimit = int(e.integer(0, 0, maxLimit, "RATE_LIMIT"))
 	c.RateLimitBurst = int(e.integer(int64(max(c.RateLimit, 1)), 1, maxLimit, "RATE_LIMIT_BURST"))
 	if v, _ := e.first("RATE_LIMIT_BURST"); v != "" && c.RateLimit == 0 {

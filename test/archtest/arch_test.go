@@ -1,5 +1,5 @@
-// Package archtest enforces design.md's dependency rule on the real import
-// graph, as `go list` reports it:
+// Package archtest enforces the dependency rule of docs/architecture.md
+// (The rings) on the real import graph, as `go list` reports it:
 //
 //   - domain imports only the standard library; ports only it and domain;
 //     app only it, domain and ports. None of them reaches net/http or

@@ -37,7 +37,8 @@ func faultSeconds(t *testing.T) time.Duration {
 }
 
 // TestNeverStale runs two real replicas sharing PostgreSQL and Redis, each
-// reaching Redis through its own fault proxy, and checks design's promise
+// reaching Redis through its own fault proxy, and checks the README's
+// promise (Operating activityd, Never stale)
 // through every cache fault issue 13 names: a read that begins after a
 // write was answered, on either replica, holds that write. Each worker
 // owns a user and, round after round, reads the user's list on one

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# activityd's load benchmarks (design.md §7): builds the binary, starts it on
+# activityd's load benchmarks (docs/performance.md): builds the binary, starts it on
 # a free loopback port, drives it with the load tool (go run ./test/load) and
-# prints, for each target of §7, the median of BENCH_RUNS rounds next to a
+# prints, for each target, the median of BENCH_RUNS rounds next to a
 # reference measured in the same run, the ratio, the target, p50/p99, the
 # server's peak RSS during that load and the CPU each party used.
 #
@@ -191,9 +191,9 @@ hwm_reset_ok=1
 reset_hwm() { [ -n "$1" ] || return 0; { echo 5 >"/proc/$1/clear_refs"; } 2>/dev/null || hwm_reset_ok=0; }
 hwm_mb() { awk '/^VmHWM/ {printf "%.0f", $2/1024; f=1} END {if (!f) print "-"}' "/proc/$1/status" 2>/dev/null || echo -; }
 
-# targets STORE KIND C: the §7 targets of a measurement, in t_ratio and
-# t_p99 ("-" when §7 sets none for these clients; the ratios and p99 are
-# PostgreSQL's); peak RSS is <= 150 MB always, on both stores.
+# targets STORE KIND C: the targets of a measurement (docs/performance.md),
+# in t_ratio and t_p99 ("-" when none is set for these clients; the ratios
+# and p99 are PostgreSQL's); peak RSS is <= 150 MB always, on both stores.
 rss_target=150
 targets() {
   t_ratio=- t_p99=-
@@ -234,7 +234,7 @@ add_row() {
   local v=ok; [ "${#verdict[@]}" -eq 0 ] || v="MISS:$(IFS=,; echo "${verdict[*]}")"
   local tr=-; [ "$t_ratio" = - ] || tr=">=$t_ratio"
   local tp=-; [ "$t_p99" = - ] || tp="<=$t_p99"
-  # sort key: the store, then §7's order of the measurements
+  # sort key: the store, then the targets table's order of the measurements
   key=$([ "$store" = pg ] && echo 1 || echo 2)
   case $kind in create) key+=1 ;; batch) key+=2 ;; list) key+=3 ;; cached) key+=4 ;; redis) key+=5 ;; *) key+=6 ;; esac
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" \
@@ -570,7 +570,7 @@ watch_pid="" cpu_begin; sleep 3; idle_cpu=$(cpu_end | sed -E 's/.*all ([0-9.]+).
 {
   echo "command: $invocation"
   echo "code: $code_rev, $code_dirty uncommitted files outside test/load; $(go version | cut -d' ' -f3)"
-  echo "activityd load benchmarks (design.md §7), $(date -u +%FT%TZ), $ncpu cores, $(uname -r); $idle_cpu cores busy with other work just before the start"
+  echo "activityd load benchmarks (docs/performance.md), $(date -u +%FT%TZ), $ncpu cores, $(uname -r); $idle_cpu cores busy with other work just before the start"
   echo "runs: median of $BENCH_RUNS x ${BENCH_SECONDS}s after a $BENCH_WARMUP warm-up; load tool, server, PostgreSQL and references on the same cores"
   echo "ratio: ours / reference, measured in the same run (create: events/s vs INSERTs/s; batch: events/s vs COPY rows/s; lists: req/s)"
   echo "peak RSS: activityd's VmHWM during that measurement (reset before it); target <= $rss_target MB on every row"

@@ -1,4 +1,4 @@
-// Package web is activityd's browser UI (design.md §3, GET /): one HTML
+// Package web is activityd's browser UI (README: Web UI; GET /): one HTML
 // page with its stylesheet and script, plain files embedded in the binary,
 // no build step and nothing loaded from elsewhere. The page signs in with
 // a token kept in the tab's sessionStorage and calls only the public /v1

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkComputeWindow times one counting window of 1M events across
-// 10k users (design.md §7: ≤ 2 s), on a fresh schema seeded with
+// 10k users (target ≤ 1 s, docs/performance.md), on a fresh schema seeded with
 // generate_series: the window's events, plus 125k events on each side of
 // it in the same partition, then VACUUM ANALYZE as autovacuum would. Each
 // iteration recomputes the window (so all but the first also replace the

@@ -13,7 +13,7 @@ import (
 	"github.com/activityd/activityd/ports"
 )
 
-// Group commit (design.md §7): one INSERT per request tops out at the
+// Group commit (docs/performance.md): one INSERT per request tops out at the
 // server's commit rate, so concurrent Creates queue instead, and a flusher
 // stores whatever is queued as one createMany statement, answering each
 // request after that commit. A request that finds a flusher free is

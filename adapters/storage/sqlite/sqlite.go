@@ -238,7 +238,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	// A page cache for the writer large enough for a batch of 1000 events
 	// (every index of each) not to spill dirty pages to the WAL before it
 	// commits. The caches are outside Go's heap and count whole against
-	// the 150 MB budget of design.md §7: 32 MiB for the writer and 8 MiB
+	// the 150 MB target of docs/performance.md: 32 MiB for the writer and 8 MiB
 	// per reader measured 121 MB of resident memory under 64 listing
 	// clients, 16 and 2 MiB 74 MB, at the same throughput.
 	wq.Add("_pragma", "cache_size(-16384)")

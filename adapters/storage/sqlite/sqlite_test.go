@@ -440,7 +440,7 @@ func BenchmarkCreate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	// 64 concurrent clients on 2 cores, as in design.md's target.
+	// 64 concurrent clients on 2 cores, as in docs/performance.md's targets.
 	b.Run("parallel", func(b *testing.B) {
 		s := openTemp(b, storage.Options{})
 		ctx := context.Background()

@@ -1,4 +1,4 @@
--- pgbench reference for POST /v1/events (design.md §7): one plain INSERT
+-- pgbench reference for POST /v1/events (docs/performance.md): one plain INSERT
 -- per transaction into the reference table ref_events (ref_events.sql),
 -- autocommit, the same metadata the load tool sends. The id is a UUIDv7
 -- built from clock_timestamp() and two random numbers (pgbench binds only

@@ -1,4 +1,4 @@
--- pgbench reference for GET /v1/users/{id}/events?limit=50 (design.md §7):
+-- pgbench reference for GET /v1/users/{id}/events?limit=50 (docs/performance.md):
 -- the newest-50 SELECT of one random user on the reference table
 -- ref_events (ref_events.sql), 51 rows to learn whether a next page
 -- exists. Run with -M prepared. Variables: -D users=N.

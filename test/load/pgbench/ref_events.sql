@@ -1,4 +1,4 @@
--- The fixed raw-SQL reference table of design.md §7, which the load
+-- The fixed raw-SQL reference table of docs/performance.md, which the load
 -- benchmarks (test/load/run.sh) measure activityd against. It does not
 -- follow the postgres adapter's schema on purpose: the references stay the
 -- same plain table whatever the adapter stores, so a schema change shows

@@ -1,5 +1,5 @@
 // Command refserver is the reference for activityd's cached list reads in
-// the load benchmarks (design.md §7, test/load/run.sh): a bare net/http
+// the load benchmarks (docs/performance.md, test/load/run.sh): a bare net/http
 // handler that answers each list path with the bytes activityd answered
 // for it, so that the ratio of activityd's cached reads to it is what
 // activityd's routing, authentication and cache cost on top of writing
