@@ -1,6 +1,6 @@
 // Package httpapi is the driving HTTP adapter of activityd: the canonical
-// /v1 JSON API (design.md §3; events in events.go, activity counts in
-// counts.go), the two predecessor systems' surfaces
+// /v1 JSON API (README: The API, and openapi.yaml; events in events.go,
+// activity counts in counts.go), the two predecessor systems' surfaces
 // (/api/event(s) and /api/logs, see compat.go and docs/compat.md) and the
 // operational endpoints /healthz and /readyz, on a chi router.
 //
