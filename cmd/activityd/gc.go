@@ -11,7 +11,7 @@ import "runtime/debug"
 // that grows (a full in-process cache, batches on SQLite) from growing
 // five-fold before a collection: at 128 MiB, SQLite's seed reached
 // 124-157 MB of resident memory and a full in-process cache 149 MB; at
-// 96 MiB, 126 and 117 MB, inside design.md §7's 150 MB with SQLite's page
+// 96 MiB, 126 and 117 MB, inside docs/performance.md's 150 MB with SQLite's page
 // caches (outside Go's heap) on top. GOGC and GOMEMLIMIT, when set, win:
 // the runtime reads them.
 const (

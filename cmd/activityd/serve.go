@@ -288,9 +288,9 @@ func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.
 		return app.CacheConfig{}, func() {}, nil
 	}
 	if cfg.RedisURL == "" {
-		// 32 MiB of pages keeps the process within design.md §7's 150 MB
-		// with the collector's headroom (gc.go); 64 MiB took a full cache
-		// to 149 MB.
+		// 32 MiB of pages keeps the process within its 150 MB target
+		// (docs/performance.md) with the collector's headroom (gc.go);
+		// 64 MiB took a full cache to 149 MB.
 		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries, MaxBytes: inProcessCacheBytes})
 		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
 	}
