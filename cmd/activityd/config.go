@@ -86,6 +86,10 @@ type config struct {
 	DBConnMaxLifetime  time.Duration
 	DBStatementTimeout time.Duration
 	DBConnectTimeout   time.Duration
+
+	// Memory is MEMORY_LIMIT and what derives from it: Go's soft memory
+	// limit, GOGC, the in-process cache's bytes (gc.go).
+	Memory memoryBudget
 }
 
 // env reads variables, remembering the first bad one so that a config is
@@ -308,6 +312,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			e.fail("JWT_JWKS_URL", c.JWTJWKSURL, "must be an http(s) URL")
 		}
 	}
+	c.Memory = e.memory(c.DatabaseURL, c.DBMaxOpenConns)
 	return c, e.err
 }
 

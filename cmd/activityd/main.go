@@ -38,7 +38,6 @@ import (
 var version = "dev"
 
 func main() {
-	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
@@ -88,6 +87,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	redis.SetLogger(redisLog{log}) // go-redis's own lines (the cache, asynq) go to slog
+	// GOGC and the soft memory limit MEMORY_LIMIT derives (gc.go): said at
+	// start by the long-running commands.
+	memLevel := slog.LevelInfo
+	if cmd == "migrate" || cmd == "token" {
+		memLevel = slog.LevelDebug
+	}
+	tuneMemory(cfg.Memory, log, memLevel)
 
 	switch cmd {
 	case "serve":

@@ -33,8 +33,10 @@ import (
 // is answered 431.
 const maxHeaderBytes = 64 << 10
 
-// inProcessCacheBytes bounds the in-process read cache.
-const inProcessCacheBytes = 32 << 20
+// inProcessCacheBytes bounds the in-process read cache: a third of Go's
+// share of MEMORY_LIMIT (gc.go), at least 8 MiB (a cached value may use an
+// eighth of the bound, and a list page of 1000 events is about 300 KB).
+func inProcessCacheBytes(cfg config) int64 { return max(cfg.Memory.CacheBytes, 8<<20) }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	if cfg.AuthMode == "none" {
@@ -288,11 +290,8 @@ func openReadCache(cfg config, tel *telemetry.Telemetry, log *slog.Logger) (app.
 		return app.CacheConfig{}, func() {}, nil
 	}
 	if cfg.RedisURL == "" {
-		// 32 MiB of pages keeps the process within its 150 MB target
-		// (docs/performance.md) with the collector's headroom (gc.go);
-		// 64 MiB took a full cache to 149 MB.
-		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries, MaxBytes: inProcessCacheBytes})
-		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, func() {}, nil
+		c := memcache.New(memcache.Options{MaxEntries: cfg.CacheMaxEntries, MaxBytes: inProcessCacheBytes(cfg)})
+		return app.CacheConfig{Cache: c, TTL: cfg.CacheTTL, Logger: log}, c.Close, nil
 	}
 	c, err := rediscache.Open(cfg.RedisURL, rediscache.Options{KeyPrefix: cfg.CachePrefix, Timeout: cfg.CacheTimeout,
 		TracerProvider: tel.ClientTracerProvider()})
