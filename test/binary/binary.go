@@ -147,6 +147,10 @@ type Proc struct {
 // Stdout is what the process printed on stdout so far.
 func (p *Proc) Stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stdout.String() }
 
+// PID is the process id, to read the process's own figures (its memory
+// in /proc/PID/status, say).
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
 // Logs is what the process logged (its stderr) so far.
 func (p *Proc) Logs() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
 
