@@ -14,8 +14,9 @@ import (
 
 // ProblemTypeBase prefixes the type URI of every problem document this API
 // returns. The fragment names the kind of problem: malformed-request,
-// unauthenticated, forbidden, not-found, method-not-allowed,
-// invalid-transition, status-conflict, id-conflict, body-too-large,
+// ambiguous-framing, unauthenticated, forbidden, not-found,
+// method-not-allowed, invalid-transition, status-conflict, id-conflict,
+// body-too-large,
 // unsupported-media-type, validation, too-many-failures, rate-limited,
 // unavailable or internal (to be documented in docs/problems.md).
 const ProblemTypeBase = "https://github.com/activityd/activityd/blob/main/docs/problems.md#"
@@ -23,6 +24,7 @@ const ProblemTypeBase = "https://github.com/activityd/activityd/blob/main/docs/p
 // The kinds of problem, as the fragment of a problem's type URI.
 const (
 	slugMalformed            = "malformed-request"      // 400: the body or query cannot be read as the request's shape
+	slugAmbiguousFraming     = "ambiguous-framing"      // 400: where the request ends is ambiguous (framing.go); the connection is closed
 	slugUnauthenticated      = "unauthenticated"        // 401
 	slugForbidden            = "forbidden"              // 403
 	slugNotFound             = "not-found"              // 404

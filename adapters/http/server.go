@@ -171,6 +171,7 @@ func NewServer(cfg Config) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	countRequest(r) // framing.go: which request of its connection this is
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -182,7 +183,7 @@ func (s *Server) Router() chi.Router { return s.mux }
 
 func (s *Server) routes() {
 	m := s.mux
-	m.Use(s.observe, s.shed, middleware.GetHead)
+	m.Use(s.observe, s.refuseAmbiguousFraming, s.shed, middleware.GetHead)
 	m.NotFound(s.notFound)
 	m.MethodNotAllowed(s.methodNotAllowed)
 

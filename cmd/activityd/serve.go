@@ -181,6 +181,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	})
 	srv := &http.Server{
 		Handler:           handler,
+		ConnContext:       httpapi.FramingContext, // the framing guard's state, for each request (GuardFraming below)
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -200,7 +201,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return err
 		}
 		ln, scheme = tls.NewListener(ln, certs.tlsConfig()), "https"
+		srv.Handler = withHSTS(srv.Handler)
 	}
+	// A request whose end is ambiguous (Content-Length with
+	// Transfer-Encoding, …) is refused and its connection closed, so that
+	// nothing after it is read as a request (smuggling). Over TLS the
+	// guard reads the plaintext.
+	ln = httpapi.GuardFraming(ln)
 	log.Info("activityd listening", "addr", ln.Addr().String(), "scheme", scheme, "storage", redactURL(cfg.DatabaseURL), "version", version)
 
 	errc := make(chan error, 1)

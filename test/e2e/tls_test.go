@@ -39,6 +39,10 @@ func TestTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 7 {
 		t.Fatalf("GET /healthz: %d %s, TLS %v", resp.StatusCode, body, resp.TLS != nil)
 	}
+	// Browsers are told to keep to HTTPS for a year (RFC 6797).
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security %q, want max-age=31536000", got)
+	}
 	plain := strings.Replace(p.Base, "https://", "http://", 1)
 	if resp, err := http.Get(plain + "/healthz"); err == nil {
 		b, _ := io.ReadAll(resp.Body)
