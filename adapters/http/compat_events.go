@@ -86,11 +86,12 @@ func (s *Server) trackingCreate(w http.ResponseWriter, r *http.Request) {
 		s.trackingFail(w, r, err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.trackingFail(w, r, asBodyError(err))
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	in, missing := decodeTrackingEvent(body, fe)
 	if err := fe.err("the request body is not a valid event"); err != nil {

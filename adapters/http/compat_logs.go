@@ -106,11 +106,12 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 		s.logsFail(w, r, err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	in := decodeLogEntry(body, fe)
 	if err := fe.err("the request body is not a valid log"); err != nil {
@@ -269,11 +270,12 @@ func logsTime(s string, end bool) string {
 // could rewrite the action, is not offered). Another user's log is 404 to
 // a non-admin.
 func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	status := decodeLogStatus(body, fe)
 	if err := fe.err("the request body is not a valid status change"); err != nil {

@@ -138,12 +138,13 @@ func (s *Server) runCounts(w http.ResponseWriter, r *http.Request) {
 	}
 	// No body, or an empty JSON object: there is nothing to say.
 	if r.ContentLength != 0 {
-		body, err := s.readBody(w, r)
+		body, done, err := s.readBody(w, r)
 		if err != nil && err != errEmptyBody {
 			s.fail(w, r, err)
 			return
 		}
 		if err == nil {
+			defer done()
 			fe := &fieldErrors{}
 			ms, ok := members(body, "", fe)
 			if !ok {

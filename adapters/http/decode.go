@@ -42,35 +42,52 @@ const invalidUserID int64 = -1
 
 var errEmptyBody = badRequest("the request body is empty; send a JSON object")
 
-// readBody reads the request body as exactly one JSON value.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the request body as exactly one JSON value. It holds
+// the body's size of the server's body budget (bodyBudget) until the
+// caller calls done, deferred: what is decoded from a body is about as
+// large as the body and lives until the request is answered (a batch's
+// events until they are stored). On an error it has given it back.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, done func(), err error) {
 	if r.ContentLength == 0 {
-		return nil, errEmptyBody // whatever the Content-Type: there is nothing to read
+		return nil, nil, errEmptyBody // whatever the Content-Type: there is nothing to read
 	}
 	if err := checkContentType(r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if r.ContentLength > s.maxBody {
-		return nil, &http.MaxBytesError{Limit: s.maxBody}
+		return nil, nil, &http.MaxBytesError{Limit: s.maxBody}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	size := r.ContentLength
+	if size < 0 { // chunked: at most the limit
+		size = s.maxBody
+	}
+	release, err := s.bodies.reserve(r.Context(), size)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	body, err = readAll(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, badRequest("the request body could not be read")
+		return nil, nil, badRequest("the request body could not be read")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errEmptyBody
+		return nil, nil, errEmptyBody
 	}
 	if !utf8.Valid(body) {
-		return nil, badRequest("the request body is not valid UTF-8")
+		return nil, nil, badRequest("the request body is not valid UTF-8")
 	}
 	if !json.Valid(body) {
-		return nil, syntaxProblem(body)
+		return nil, nil, syntaxProblem(body)
 	}
-	return body, nil
+	return body, release, nil
 }
 
 // syntaxProblem explains why body is not exactly one JSON value.

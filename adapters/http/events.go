@@ -95,11 +95,12 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	in := decodeNewEvent(body, "", fe)
 	if err := fe.err("the request body is not a valid event"); err != nil {
@@ -137,11 +138,12 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 			fieldProblem{Field: "Idempotency-Key", Message: "is not supported on a batch; give each event an id"}))
 		return
 	}
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	raws := decodeBatch(body, fe)
 	if err := fe.err("the request body is not a valid batch"); err != nil {
@@ -287,11 +289,12 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := s.readBody(w, r)
+	body, done, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer done()
 	fe := &fieldErrors{}
 	status := decodeStatusChange(body, fe)
 	if err := fe.err("the request body is not a valid status change"); err != nil {

@@ -63,6 +63,13 @@ type Config struct {
 	// that a burst cannot grow memory without bound. /healthz and /readyz
 	// are not counted. 0 → DefaultMaxInFlight.
 	MaxInFlight int
+	// BodyMemoryBudget (BODY_MEMORY_BUDGET) bounds the request body bytes
+	// held at once, server-wide, by requests that read a body, until they
+	// are answered (see bodyBudget): beyond it a request waits up to
+	// BodyBudgetWait, then is answered 503 overloaded. 0 → DefaultBodyMemoryBudget; never below
+	// MaxBodyBytes. BodyBudgetWait 0 → DefaultBodyBudgetWait.
+	BodyMemoryBudget int64
+	BodyBudgetWait   time.Duration
 	// AuthDisabled (AUTH_MODE=none) makes every request act as the
 	// principal {Name:"anonymous", Scopes:[admin]}. Local experiments only.
 	AuthDisabled bool
@@ -125,6 +132,7 @@ type Server struct {
 	maxBody int64
 	// inFlight holds a token per request being served (MaxInFlight).
 	inFlight chan struct{}
+	bodies   bodyBudget // BodyMemoryBudget
 	noAuth   bool
 	ui       http.Handler
 	metrics  http.Handler
@@ -165,6 +173,7 @@ func NewServer(cfg Config) *Server {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	s.inFlight = make(chan struct{}, cmp.Or(max(cfg.MaxInFlight, 0), DefaultMaxInFlight))
+	s.bodies = newBodyBudget(cfg.BodyMemoryBudget, s.maxBody, cfg.BodyBudgetWait)
 	s.routes()
 	return s
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/activityd/activityd/adapters/auth"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
+	httpapi "github.com/activityd/activityd/adapters/http"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
@@ -37,6 +38,10 @@ type config struct {
 	MaxInFlight     int // MAX_IN_FLIGHT
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
+
+	// BodyMemoryBudget is BODY_MEMORY_BUDGET: the request body bytes held
+	// at once, server-wide, by the requests being served.
+	BodyMemoryBudget int64
 
 	// PprofAddr is PPROF_ADDR: a listener of its own for net/http/pprof,
 	// in serve, worker and scheduler. "": none. Loopback only unless
@@ -278,6 +283,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Limits.MaxMetadataBytes = int(e.integer(int64(c.Limits.MaxMetadataBytes), 2, 1<<20, "MAX_METADATA_BYTES"))
 	if int64(c.Limits.MaxMetadataBytes) > c.MaxBodyBytes {
 		e.fail("MAX_METADATA_BYTES", strconv.Itoa(c.Limits.MaxMetadataBytes), "must not exceed MAX_BODY_BYTES")
+	}
+	// Unset: 16 MiB, or MAX_BODY_BYTES when larger, so that the largest
+	// body allowed always fits.
+	c.BodyMemoryBudget = e.integer(max(httpapi.DefaultBodyMemoryBudget, c.MaxBodyBytes), 1024, 1<<40, "BODY_MEMORY_BUDGET")
+	if c.BodyMemoryBudget < c.MaxBodyBytes {
+		e.fail("BODY_MEMORY_BUDGET", strconv.FormatInt(c.BodyMemoryBudget, 10),
+			"must be at least MAX_BODY_BYTES ("+strconv.FormatInt(c.MaxBodyBytes, 10)+"): a body that large would never fit")
 	}
 	if c.CacheTTL > 12*time.Hour {
 		e.fail("CACHE_TTL", c.CacheTTL.String(), "must be at most 12h")

@@ -61,6 +61,13 @@ func TestLoadConfigValues(t *testing.T) {
 		{"limits", map[string]string{"MAX_CLOCK_SKEW": "1m", "MAX_METADATA_BYTES": "100", "MAX_BODY_BYTES": "2048"}, func(c config) bool {
 			return c.Limits.MaxClockSkew == time.Minute && c.Limits.MaxMetadataBytes == 100 && c.MaxBodyBytes == 2048
 		}},
+		{"body budget default", nil, func(c config) bool { return c.BodyMemoryBudget == 16<<20 }},
+		{"body budget follows a larger MAX_BODY_BYTES", map[string]string{"MAX_BODY_BYTES": "33554432"}, func(c config) bool {
+			return c.BodyMemoryBudget == 32<<20
+		}},
+		{"BODY_MEMORY_BUDGET", map[string]string{"BODY_MEMORY_BUDGET": "4194304"}, func(c config) bool {
+			return c.BodyMemoryBudget == 4<<20
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadConfig(envOf(tc.env))
@@ -90,6 +97,8 @@ func TestLoadConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"MAX_METADATA_BYTES", "1"},
 		{"MAX_METADATA_BYTES", "lots"},
 		{"MAX_BODY_BYTES", "12"},
+		{"BODY_MEMORY_BUDGET", "lots"},
+		{"BODY_MEMORY_BUDGET", "65536"}, // below MAX_BODY_BYTES
 		{"SHUTDOWN_TIMEOUT", "10"},
 		{"DB_MAX_OPEN_CONNS", "-3"},
 		{"JWT_SECRET", "short"},

@@ -170,6 +170,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		AuthDisabled: cfg.AuthMode == "none",
 		UI:           web.Handler(),
 
+		BodyMemoryBudget: cfg.BodyMemoryBudget,
+
 		TrustedProxies: cfg.TrustedProxies,
 		AuthFailures:   cfg.authFailureLimit(),
 		RateLimiter:    rateLimiter,
