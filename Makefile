@@ -11,6 +11,11 @@
 #                figures to quote. Any BENCH_* knob set in the environment wins.
 #   make faults  TestNeverStale at full size: two replicas behind fault
 #                proxies, 20 s of load through each Redis fault (CI runs 3 s)
+#   make memory  TestMemory at full size: peak RSS of the real binary with
+#                its default settings under issue 13's memory drills (mixed
+#                load, ~1 MiB headers, 1 MiB batches), 60 s each, on SQLite
+#                and PostgreSQL (CI runs 6 s; MEMORY_LOAD_SECONDS,
+#                MEMORY_SEED_EVENTS, MEMORY_USERS win)
 #   make run     the service on :8080 with SQLite in ./data
 #
 # Benchmark outputs land in bench-results/ (git-ignored). If benchstat is
@@ -24,7 +29,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick faults run
+.PHONY: test bench bench-go bench-load bench-quick faults memory run
 
 test:
 	$(GO) test -race ./...
@@ -43,10 +48,16 @@ bench-quick:
 	BENCH_SEED_PG=$${BENCH_SEED_PG:-50000} BENCH_USERS=$${BENCH_USERS:-500} \
 	BENCH_SEED_SQLITE=$${BENCH_SEED_SQLITE:-20000} BENCH_USERS_SQLITE=$${BENCH_USERS_SQLITE:-200} \
 	BENCH_COPY_ROWS=$${BENCH_COPY_ROWS:-50000} BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_RUNS=$${BENCH_RUNS:-3} \
+	BENCH_ABUSE_SECONDS=$${BENCH_ABUSE_SECONDS:-5} \
 	test/load/run.sh
 
 faults:
 	FAULT_SECONDS=$${FAULT_SECONDS:-20} $(GO) test -count=1 -v -run 'TestNeverStale' -timeout=20m ./test/e2e/
+
+memory:
+	@mkdir -p $(BENCH_OUT)
+	MEMORY_LOAD_SECONDS=$${MEMORY_LOAD_SECONDS:-60} \
+	$(GO) test -count=1 -v -run '^TestMemory$$' -timeout=60m ./test/e2e/ | tee $(BENCH_OUT)/memory.txt
 
 run:
 	$(GO) run ./cmd/activityd

@@ -35,6 +35,14 @@
 # SQLite suite (sqlite:$tmp/bench.db): the same activityd scenarios with a
 # seed of BENCH_SEED_SQLITE over BENCH_USERS_SQLITE, no references.
 # Peak RSS is the server's VmHWM, reset before each load (clear_refs).
+# Then, on each store, a table of its own: peak RSS under issue 13's memory
+# drills, activityd with its default settings (in-process cache on), one
+# run of BENCH_ABUSE_SECONDS each (test/e2e's TestMemory runs the same):
+#   mixed     64 clients, 80% GET list 50 of a random user, 20% creates
+#   headers   128 clients without credentials, each request with a ~1 MiB
+#             header (431 expected: headers are limited to 64 KiB)
+#   batches   32 clients, POST /v1/events/batch of 1000 events padded to
+#             just under 1 MiB (MAX_BODY_BYTES); a 503 is load shed
 #
 # Knobs (environment): BENCH_PG_URL, BENCH_SECONDS (10), BENCH_WARMUP (3s),
 # BENCH_RUNS (3), BENCH_CREATE_CLIENTS ("32 64"), BENCH_BATCH_CLIENTS (4),
@@ -51,7 +59,8 @@
 # every key goes under a prefix of this run, deleted at the end),
 # BENCH_RESULTS (bench-results/<time>: raw outputs, server logs, summary),
 # BENCH_ACTIVITYD (a prebuilt activityd binary to measure instead of this
-# tree's, e.g. an older commit's for a before/after table).
+# tree's, e.g. an older commit's for a before/after table), BENCH_ABUSE (1;
+# 0 skips the memory drills), BENCH_ABUSE_SECONDS (60).
 #
 # activityd runs with CACHE_TTL=0 (reads uncached) except for the cached
 # lists, and COUNT_SCHEDULE=@yearly (no counting job during the
@@ -89,6 +98,8 @@ invocation+="test/load/run.sh"
 : "${BENCH_CACHED_USERS:=1000}"
 : "${BENCH_CACHE_TTL:=60s}"
 : "${BENCH_REDIS_URL=redis://127.0.0.1:6379/15}"
+: "${BENCH_ABUSE:=1}"
+: "${BENCH_ABUSE_SECONDS:=60}"
 : "${BENCH_RESULTS:=$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
 
 for tool in go curl psql awk sed sort; do
@@ -101,7 +112,8 @@ mkdir -p "$BENCH_RESULTS"
 summary=$BENCH_RESULTS/summary.txt
 rows=$BENCH_RESULTS/rows.tsv      # one line per measurement, rendered at the end
 cpus=$BENCH_RESULTS/cpu.tsv
-: >"$summary"; : >"$rows"; : >"$cpus"
+abuse_rows=$BENCH_RESULTS/abuse.tsv # one line per memory drill
+: >"$summary"; : >"$rows"; : >"$cpus"; : >"$abuse_rows"
 server_pid="" ref_pid=""
 schema=""        # set when this script created the schema (and must drop it)
 ref_table=""     # set when this script created ref_events in a schema it keeps
@@ -438,6 +450,50 @@ cached_rows() {
   done
 }
 
+# abuse STORE URL USERS: the memory drills (see the top) against activityd
+# with its default settings, one line each in $abuse_rows with the answers
+# counted by status and the peak RSS (VmHWM, reset before each drill). Run
+# after a store's suite: the padded batches would change the pages the
+# cached rows read.
+abuse() {
+  local store=$1 url=$2 n=$3 name c what out by rss v
+  [ "$BENCH_ABUSE" = 1 ] || return 0
+  start_server "$store-abuse" "$url" 60s
+  local -a args
+  for name in mixed headers batches; do
+    case $name in
+      mixed) c=64 what="mixed: 80% GET list 50, 20% POST /v1/events"
+        args=(-scenario mixed -users "$n" -limit 50) ;;
+      headers) c=128 what="GET with a ~1 MiB header, no credentials (431)"
+        args=(-scenario headers -header-bytes 1048576) ;;
+      batches) c=32 what="POST /v1/events/batch of 1000, ~1 MiB bodies"
+        args=(-scenario batch -users "$n" -batch 1000 -body-bytes 1048576) ;;
+    esac
+    out="$BENCH_RESULTS/abuse-$store-$name.jsonl"
+    log "$store: memory drill $name, $c clients, ${BENCH_ABUSE_SECONDS}s"
+    reset_hwm "$server_pid"
+    "$tmp/load" -url "$base" -token "$token" -c "$c" -d "${BENCH_ABUSE_SECONDS}s" -warmup 0 -runs 1 -timeout 60s \
+      -json -label "$store abuse $name" "${args[@]}" >"$out" || true # exit 1: some answers were not the expected one
+    last=$(tail -n1 "$out")
+    rss=$(hwm_mb "$server_pid")
+    by=$(grep -o '"errors_by_status":{[^}]*}' <<<"$last" | sed 's/"errors_by_status"://; s/[{}"]//g; s/,/ /g' || true)
+    v=ok; if ! isnum "$rss" || [ "$rss" -gt "$rss_target" ]; then v=MISS:rss; fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$store" "$what" "$c" "$(fmt1 "$(jget seconds "$last")")" \
+      "$(jget requests "$last")" "$(jget ok "$last")" "${by:--}" "$rss" "$v" >>"$abuse_rows"
+    log "abuse: $(tail -n1 "$abuse_rows" | tr '\t' '|')"
+  done
+  stop_server
+}
+render_abuse() {
+  { printf 'store\tmemory drill\tc\ts\trequests\tas expected\tother answers\tpeak RSS MB\tverdict\n'
+    cat "$abuse_rows"; } | awk -F'\t' '
+      {for (i = 1; i <= NF; i++) {cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i)}}
+      END {for (r = 1; r <= NR; r++) {line = ""
+             for (i = 1; i <= 9; i++) {num = (i == 3 || i == 4 || i == 5 || i == 6 || i == 8)
+               line = line (i > 1 ? "  " : "") sprintf(num ? "%" w[i] "s" : "%-" w[i] "s", cell[r, i])}
+             sub(/ +$/, "", line); print line}}'
+}
+
 # ------------------------------------------------------------------ suites
 
 # suite STORE URL SEED USERS: every scenario against one store; with
@@ -578,14 +634,17 @@ watch_pid="" cpu_begin; sleep 3; idle_cpu=$(cpu_end | sed -E 's/.*all ([0-9.]+).
 
 if [[ $primary == sqlite:* ]]; then
   suite sqlite "$primary" "$BENCH_SEED_SQLITE" "$BENCH_USERS_SQLITE"
+  abuse sqlite "$primary" "$BENCH_USERS_SQLITE"
 else
   [ -n "$pgbench_bin" ] || log "pgbench not found: no SQL references (apt-get install postgresql-client)"
   suite pg "$primary" "$BENCH_SEED_PG" "$BENCH_USERS"
+  abuse pg "$primary" "$BENCH_USERS"
   if [ -n "$schema" ]; then # done with it: no autovacuum of it during the SQLite suite
     psql "$admin_url" -qX -v ON_ERROR_STOP=1 -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 && log "dropped schema $schema" && schema=""
   fi
   if [ "$BENCH_SQLITE" = 1 ]; then
     suite sqlite "sqlite:$tmp/bench.db" "$BENCH_SEED_SQLITE" "$BENCH_USERS_SQLITE"
+    abuse sqlite "sqlite:$tmp/bench.db" "$BENCH_USERS_SQLITE"
   fi
 fi
 
@@ -596,6 +655,11 @@ fi
   echo
   echo "CPU (cores; srv: activityd or the refserver, pg: every postgres process, load: the load tool, other: the rest of the machine, pgbench and psql included)"
   render_cpu
+  if [ -s "$abuse_rows" ]; then
+    echo
+    echo "Peak RSS under abuse (issue 13's memory drills; activityd's default settings, in-process cache on; one run of ${BENCH_ABUSE_SECONDS}s each; target <= $rss_target MB)"
+    render_abuse
+  fi
   echo
   echo "total wall time $(( $(date +%s) - started ))s; raw outputs in $BENCH_RESULTS"
 } >>"$summary"
