@@ -70,9 +70,9 @@ func testCacheLedger(t *testing.T, s ports.Store) {
 	}
 	seen := map[string]int{}
 	seq := second.Seq
+	wgDone := make(chan struct{})
+	go func() { wg.Wait(); close(wgDone) }()
 	for done := false; !done; {
-		wgDone := make(chan struct{})
-		go func() { wg.Wait(); close(wgDone) }()
 		select {
 		case <-wgDone:
 			done = true
