@@ -31,9 +31,11 @@ const defaultMemoryLimit = 150 << 20
 // figures under issue 13's loads: the binary's mapped text and data (about
 // 27 MiB), the runtime's stacks and metadata and C-side allocations;
 // on SQLite, the page caches, which the pure-Go driver's allocator holds at
-// about twice their nominal size (adapters/storage/sqlite sets 16 MiB for
-// the writer and 2 MiB per reader: 46-50 MiB resident with four readers;
-// a writer cache of 2 MiB measured 29 MiB less).
+// about twice their nominal size (16 MiB for the writer and 2 MiB per
+// reader measured 46-50 MiB resident with four readers). The writer's
+// cache is now 2 MiB (adapters/storage/sqlite); the reserve still counts
+// 16, and the difference is headroom for batches in flight, whose decoded
+// events sit outside what the body budget counts.
 const (
 	baseReserve          = 40 << 20
 	sqliteWriterCache    = 16 << 20

@@ -18,7 +18,7 @@
 // crash of the machine may lose the last commits), foreign keys on, temp
 // store in memory and a busy timeout of DefaultBusyTimeout (or
 // Options.StatementTimeout, which also bounds every operation). The page
-// cache is 32 MiB for the writer and 8 MiB per reader.
+// cache is 2 MiB for the writer and for each reader.
 //
 // Writes go through their own pool of exactly one
 // connection whose transactions begin IMMEDIATE, so writers queue
@@ -236,12 +236,15 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	wq := cloneValues(common)
 	wq.Add("_pragma", "journal_mode(WAL)")
 	// A page cache for the writer large enough for a batch of 1000 events
-	// (every index of each) not to spill dirty pages to the WAL before it
-	// commits. The caches are outside Go's heap and count whole against
-	// the 150 MB target of docs/performance.md: 32 MiB for the writer and 8 MiB
-	// per reader measured 121 MB of resident memory under 64 listing
-	// clients, 16 and 2 MiB 74 MB, at the same throughput.
-	wq.Add("_pragma", "cache_size(-16384)")
+	// (every index of each, about 1 MiB of pages) not to spill dirty pages
+	// to the WAL before it commits. The caches are outside Go's heap and
+	// count whole, and more, against the 150 MB target of
+	// docs/performance.md: 32 MiB for the writer and 8 MiB per reader
+	// measured 121 MB of resident memory under 64 listing clients, 16 and
+	// 2 MiB 74 MB; under 32 clients sending 1 MiB batches, a 16 MiB writer
+	// cache peaked at 165-173 MB and a 2 MiB one at 127 MB, at the same
+	// throughput (issue 13).
+	wq.Add("_pragma", "cache_size(-2048)")
 	wq.Set("_txlock", "immediate")
 	mergeValues(wq, cfg.Params)
 	s.writeDSN = cfg.Path + "?" + wq.Encode()
