@@ -7,8 +7,6 @@
 package faultproxy
 
 import (
-	"errors"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -174,10 +172,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return
-			}
-			return
+			return // EOF or a closed connection: either way the copy ends
 		}
 	}
 }
