@@ -21,6 +21,19 @@ type Event struct {
 	Metadata   json.RawMessage // a compact JSON object, never nil
 }
 
+// EmptyMetadata is the metadata of an event recorded without any: an
+// empty object. It is the one place that default is spelled.
+func EmptyMetadata() json.RawMessage { return json.RawMessage("{}") }
+
+// MetadataOrEmpty returns e's metadata, or EmptyMetadata when it has none
+// (an Event built by hand rather than by Validate or a store).
+func (e Event) MetadataOrEmpty() json.RawMessage {
+	if len(e.Metadata) == 0 {
+		return EmptyMetadata()
+	}
+	return e.Metadata
+}
+
 // Precision is the resolution every time is kept at: all stores agree on it
 // (PostgreSQL's timestamptz holds microseconds), so an event reads back as
 // the same instant whichever adapter stored it.
@@ -115,7 +128,7 @@ func (l Limits) Validate(in NewEvent, now time.Time) (Event, error) {
 func (l Limits) metadata(raw json.RawMessage) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return json.RawMessage("{}"), nil
+		return EmptyMetadata(), nil
 	}
 	if l.MaxMetadataBytes > 0 && len(raw) > l.MaxMetadataBytes {
 		return nil, Invalid("metadata", "must be at most %d bytes (got %d)", l.MaxMetadataBytes, len(raw))
