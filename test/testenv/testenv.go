@@ -3,6 +3,10 @@
 // prefix per test, from TEST_REDIS_URL, or a private redis-server to stop
 // and restart (defaults: the local servers). A test that needs a service skips when it is unreachable, and
 // fails where the CI variable is set, so CI can never go green by skipping.
+//
+// It also holds the tests' one fake Clock and OpenStore, the opener under
+// every test store (package test/stores has one per adapter). It imports
+// no project package, so that the internal tests of any package may use it.
 package testenv
 
 import (
