@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +16,10 @@ import (
 
 	httpapi "github.com/activityd/activityd/adapters/http"
 	"github.com/activityd/activityd/adapters/storage"
-	_ "github.com/activityd/activityd/adapters/storage/sqlite"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/stores"
 	"github.com/activityd/activityd/test/tracing"
 )
 
@@ -32,19 +31,11 @@ import (
 func TestHTTPToSQL(t *testing.T) {
 	tp, rec := tracing.NewRecorder(t)
 	tel := tracing.NewTelemetry(t)
-	ctx := t.Context()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "activity.db"), storage.Options{
+	st := stores.SQLite(t, storage.Options{
 		MaxOpenConns:   4,
 		TracerProvider: tp,
 		MeterProvider:  tel.MeterProvider(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	events := app.NewEvents(st, ports.SystemClock, domain.DefaultLimits())
 	counts := app.NewCounts(st, ports.SystemClock, app.CountsConfig{})
 	tokens := app.NewTokens(st, ports.SystemClock)

@@ -6,37 +6,19 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/activityd/activityd/ports"
 	"github.com/activityd/activityd/test/cachetest"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 var _ ports.Cache = (*Cache)(nil)
 
 func TestContract(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) ports.Cache { return newTest(t, Options{}) })
-}
-
-// fakeClock is a settable clock for tests that must not depend on time.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Add(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
 }
 
 // newTest is New, closed at the test's end: a cache whose sweep timer
@@ -48,9 +30,10 @@ func newTest(t testing.TB, opts Options) *Cache {
 	return c
 }
 
-func newWithClock(t *testing.T, opts Options) (*Cache, *fakeClock) {
+// newWithClock is newTest on a fake clock, which only the test moves.
+func newWithClock(t *testing.T, opts Options) (*Cache, *testenv.Clock) {
 	c := newTest(t, opts)
-	clk := &fakeClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	c.now = clk.Now
 	return c, clk
 }
@@ -125,7 +108,7 @@ func TestOverwriteAccountsBytes(t *testing.T) {
 	_, _, _ = c.Get(ctx, "missing")
 	c2, clk := newWithClock(t, Options{})
 	_ = c2.Set(ctx, "k", make([]byte, 10), time.Second)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, ok, _ := c2.Get(ctx, "k"); ok {
 		t.Fatal("hit at the expiry instant")
 	}
@@ -218,7 +201,7 @@ func TestEvictedCounterReadsFloor(t *testing.T) {
 	if ga[0] < g[0] {
 		t.Fatalf("evicted counter reads %d, below its last value %d", ga[0], g[0])
 	}
-	clk.Add(-time.Hour) // a clock going back changes nothing
+	clk.Advance(-time.Hour) // a clock going back changes nothing
 	_ = c.Bump(ctx, "a")
 	ga2, _ := c.Generations(ctx, "a")
 	if ga2[0] <= ga[0] {
@@ -239,11 +222,11 @@ func TestTTLWithFakeClock(t *testing.T) {
 	ctx := t.Context()
 	c, clk := newWithClock(t, Options{})
 	_ = c.Set(ctx, "k", []byte("v"), 10*time.Second)
-	clk.Add(10*time.Second - time.Nanosecond)
+	clk.Advance(10*time.Second - time.Nanosecond)
 	if _, ok, _ := c.Get(ctx, "k"); !ok {
 		t.Fatal("miss just before the TTL")
 	}
-	clk.Add(time.Nanosecond)
+	clk.Advance(time.Nanosecond)
 	if _, ok, _ := c.Get(ctx, "k"); ok {
 		t.Fatal("hit at the TTL")
 	}
@@ -324,7 +307,7 @@ func TestExpiredValuesAreFreed(t *testing.T) {
 		}
 	}
 	full := c.Stats()
-	clk.Add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Stats().Entries != 500 {
 		if time.Now().After(deadline) {
@@ -335,7 +318,7 @@ func TestExpiredValuesAreFreed(t *testing.T) {
 	if s := c.Stats(); s.Bytes != full.Bytes/2 {
 		t.Fatalf("after the sweep: %d bytes counted, want half of %d", s.Bytes, full.Bytes)
 	}
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	for c.Stats().Bytes != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("expired values still held: %+v", c.Stats())
@@ -355,14 +338,14 @@ func TestWritesFreeExpiredValues(t *testing.T) {
 		_ = c.Set(ctx, fmt.Sprint("short", i), []byte("v"), time.Second)
 	}
 	_ = c.Set(ctx, "long", []byte("v"), time.Hour)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	_ = c.Set(ctx, "new", []byte("v"), time.Hour)
 	if s := c.Stats(); s.Entries != 2 {
 		t.Fatalf("after a write past the TTL: %d values held, want 2 (the expired freed)", s.Entries)
 	}
 	// An overwrite moves the expiry: the old one no longer frees it.
 	_ = c.Set(ctx, "long", []byte("w"), 2*time.Hour)
-	clk.Add(90 * time.Minute)
+	clk.Advance(90 * time.Minute)
 	_ = c.Set(ctx, "other", []byte("v"), time.Hour)
 	if _, ok, _ := c.Get(ctx, "long"); !ok {
 		t.Fatal("an overwritten value expired at its first TTL")

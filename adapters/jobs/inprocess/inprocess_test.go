@@ -13,10 +13,10 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/activityd/activityd/adapters/jobs/inprocess"
-	"github.com/activityd/activityd/adapters/storage/memory"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/stores"
 )
 
 func mustSchedule(t *testing.T, spec string) domain.Schedule {
@@ -147,7 +147,7 @@ func TestRunCatchesUpAtStartThenRunsEachTick(t *testing.T) {
 func TestRunStartedWithinSettle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		time.Sleep(4*time.Hour + 5*time.Second)
-		c := app.NewCounts(memory.New(), ports.SystemClock, app.CountsConfig{
+		c := app.NewCounts(stores.Memory(t), ports.SystemClock, app.CountsConfig{
 			Schedule: mustSchedule(t, "0 */4 * * *"), Settle: 10 * time.Second})
 		r := inprocess.New(inprocess.Config{Schedule: mustSchedule(t, "0 */4 * * *"), Settle: 10 * time.Second})
 		rec := &recordingJob{CountJob: c}

@@ -2,32 +2,23 @@ package memlimit
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/activityd/activityd/ports"
 	"github.com/activityd/activityd/test/limittest"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 func TestContract(t *testing.T) {
 	limittest.Run(t, func(*testing.T) ports.Limiter { return New(Options{}) })
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // TestRetryAfterIsExact: with a clock of its own, a denied request says
 // exactly when the next one fits, and it does fit then and not before.
 func TestRetryAfterIsExact(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
-	l := New(Options{Now: c.now})
+	c := testenv.NewClock(time.Unix(1_700_000_000, 0))
+	l := New(Options{Now: c.Now})
 	lim := ports.Limit{Rate: 2, Period: time.Second, Burst: 3}
 	for range 3 {
 		if d, _ := l.Allow(t.Context(), "k", lim); !d.Allowed {
@@ -38,11 +29,11 @@ func TestRetryAfterIsExact(t *testing.T) {
 	if d.Allowed || d.RetryAfter != 500*time.Millisecond || d.ResetAfter != 1500*time.Millisecond {
 		t.Fatalf("past the burst: %+v, want denied, RetryAfter 500ms, ResetAfter 1.5s", d)
 	}
-	c.advance(499 * time.Millisecond)
+	c.Advance(499 * time.Millisecond)
 	if d, _ := l.Allow(t.Context(), "k", lim); d.Allowed {
 		t.Fatalf("allowed 1ms before RetryAfter: %+v", d)
 	}
-	c.advance(time.Millisecond)
+	c.Advance(time.Millisecond)
 	if d, _ := l.Allow(t.Context(), "k", lim); !d.Allowed || d.Remaining != 0 {
 		t.Fatalf("at RetryAfter: %+v, want allowed with nothing remaining", d)
 	}

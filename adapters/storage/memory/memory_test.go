@@ -3,15 +3,11 @@ package memory_test
 import (
 	"testing"
 
-	"github.com/activityd/activityd/adapters/storage/memory"
 	"github.com/activityd/activityd/ports"
 	"github.com/activityd/activityd/test/storagetest"
+	"github.com/activityd/activityd/test/stores"
 )
 
 func TestContract(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) ports.Store {
-		s := memory.New()
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	})
+	storagetest.Run(t, func(t *testing.T) ports.Store { return stores.Memory(t) })
 }

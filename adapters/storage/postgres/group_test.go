@@ -26,10 +26,8 @@ func groupStore(t *testing.T) (*Store, *tracetest.SpanRecorder, string) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	url, _ := testenv.PostgresSchema(t)
-	s := openStore(t, url, storage.Options{MaxOpenConns: 4, MaxIdleConns: 4, TracerProvider: tp})
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	opts := storage.Options{MaxOpenConns: 4, MaxIdleConns: 4, TracerProvider: tp}
+	s := testenv.OpenStore(t, func(ctx context.Context) (*Store, error) { return Open(ctx, url, opts) })
 	return s, rec, url
 }
 

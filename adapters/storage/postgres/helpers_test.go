@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/activityd/activityd/adapters/storage"
@@ -12,25 +13,28 @@ import (
 // ends.
 func openStore(t testing.TB, url string, opts storage.Options) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), url, opts)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testenv.OpenUnmigrated(t, func(ctx context.Context) (*Store, error) { return Open(ctx, url, opts) })
 }
 
-// newStore returns a migrated store in a fresh schema.
+// newStore returns a migrated store in a fresh schema, with testPool.
 func newStore(t testing.TB) *Store {
 	t.Helper()
-	url, _ := testenv.PostgresSchema(t)
-	s := openStore(t, url, testPool)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
+	return newStoreWith(t, "", storage.Options{})
 }
 
-// testPool keeps each test store small: packages test in parallel against
-// one server, whose max_connections (100 by default) they share.
-var testPool = storage.Options{MaxOpenConns: 8, MaxIdleConns: 8}
+// newStoreWith is newStore with opts, on a URL with param ("" for none);
+// testPool's pool unless opts sets MaxOpenConns.
+func newStoreWith(t testing.TB, param string, opts storage.Options) *Store {
+	t.Helper()
+	url, _ := testenv.PostgresSchema(t)
+	if k, v, ok := strings.Cut(param, "="); ok {
+		url = testenv.WithParam(url, k, v)
+	}
+	if opts.MaxOpenConns == 0 {
+		opts.MaxOpenConns, opts.MaxIdleConns = testPool.MaxOpenConns, testPool.MaxIdleConns
+	}
+	return testenv.OpenStore(t, func(ctx context.Context) (*Store, error) { return Open(ctx, url, opts) })
+}
+
+// testPool keeps each test store small (see testenv.PostgresPoolSize).
+var testPool = storage.Options{MaxOpenConns: testenv.PostgresPoolSize, MaxIdleConns: testenv.PostgresPoolSize}

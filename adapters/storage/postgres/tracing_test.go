@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,24 +16,6 @@ import (
 	"github.com/activityd/activityd/test/testenv"
 	"github.com/activityd/activityd/test/tracing"
 )
-
-// newStoreWith is newStore with telemetry in opts, on a URL with param
-// ("" for none); testPool's pool unless opts sets MaxOpenConns.
-func newStoreWith(t testing.TB, param string, opts storage.Options) *Store {
-	t.Helper()
-	url, _ := testenv.PostgresSchema(t)
-	if k, v, ok := strings.Cut(param, "="); ok {
-		url = testenv.WithParam(url, k, v)
-	}
-	if opts.MaxOpenConns == 0 {
-		opts.MaxOpenConns, opts.MaxIdleConns = testPool.MaxOpenConns, testPool.MaxIdleConns
-	}
-	s := openStore(t, url, opts)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
-}
 
 // The telemetry contract of SQL stores, with the prepared statement cache
 // (statements run as sql.stmt.query) and without it (sql.conn.query); every

@@ -18,41 +18,31 @@ import (
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 	"github.com/activityd/activityd/test/storagetest"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // openTemp opens and migrates a store on a new file in t's temp dir.
 func openTemp(t testing.TB, opts storage.Options) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "activity.db"), opts)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
+	return openURL(t, testenv.SQLiteURL(t), opts)
+}
+
+// openURL opens and migrates a store on url, closed when the test ends.
+func openURL(t testing.TB, url string, opts storage.Options) *Store {
+	t.Helper()
+	return testenv.OpenStore(t, func(ctx context.Context) (*Store, error) { return Open(ctx, url, opts) })
 }
 
 func TestContract(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) ports.Store { return openTemp(t, storage.Options{}) })
 }
 
+// The in-memory database, opened through the registry.
 func TestContractInMemory(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) ports.Store {
-		s, err := storage.Open(context.Background(), "sqlite::memory:", storage.Options{})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
-		return s
+		return testenv.OpenStore(t, func(ctx context.Context) (ports.Store, error) {
+			return storage.Open(ctx, "sqlite::memory:", storage.Options{})
+		})
 	})
 }
 

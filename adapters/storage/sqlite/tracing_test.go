@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 	"github.com/activityd/activityd/test/tracing"
 )
 
@@ -25,11 +25,11 @@ import (
 func TestTracingContract(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		url   func(t *testing.T) string
+		url   func(t testing.TB) string
 		pools func(maxOpen int) map[string]int
 	}{
-		{"file", tempURL, func(maxOpen int) map[string]int { return map[string]int{PoolWrite: 1, PoolRead: maxOpen} }},
-		{"memory", func(*testing.T) string { return "sqlite::memory:" }, func(int) map[string]int { return map[string]int{PoolMemory: 1} }},
+		{"file", testenv.SQLiteURL, func(maxOpen int) map[string]int { return map[string]int{PoolWrite: 1, PoolRead: maxOpen} }},
+		{"memory", func(testing.TB) string { return "sqlite::memory:" }, func(int) map[string]int { return map[string]int{PoolMemory: 1} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tracing.RunSQL(t, tracing.SQLStore{
@@ -52,7 +52,7 @@ func TestTracingContract(t *testing.T) {
 // A create's transaction has its begin and commit spans, for a file
 // database and an in-memory one.
 func TestCreateTransactionSpans(t *testing.T) {
-	for _, url := range []string{tempURL(t), "sqlite::memory:"} {
+	for _, url := range []string{testenv.SQLiteURL(t), "sqlite::memory:"} {
 		tp, rec := tracing.NewRecorder(t)
 		s := openURL(t, url, storage.Options{TracerProvider: tp})
 		spans := tracing.UnderSpan(t, tp, rec, "parent", func(ctx context.Context) {
@@ -151,21 +151,4 @@ func TestNoTracerWithoutTracerProvider(t *testing.T) {
 			t.Errorf("%T: the store has a tracer", opts.TracerProvider)
 		}
 	}
-}
-
-// tempURL names a new database file in t's temp dir.
-func tempURL(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "a.db") }
-
-// openURL opens and migrates a store on url, closed when the test ends.
-func openURL(t *testing.T, url string, opts storage.Options) *Store {
-	t.Helper()
-	s, err := Open(t.Context(), url, opts)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
 }
