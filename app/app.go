@@ -38,11 +38,11 @@ func NewEvents(store ports.Events, clock ports.Clock, limits domain.Limits, opts
 func (s *Events) Limits() domain.Limits { return s.limits }
 
 // Record validates in and stores it for p. The event's user is in.UserID,
-// or p's user when absent. A client id, or else an idempotency key, makes
+// or p's user when absent. A client id, or else in.IdempotencyKey, makes
 // the create idempotent: a retry with the same content returns the stored
 // event with created == false; other content is domain.ErrIDConflict.
-func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEvent, idempotencyKey string) (e domain.Event, created bool, err error) {
-	e, err = s.prepare(p, in, idempotencyKey)
+func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEvent) (e domain.Event, created bool, err error) {
+	e, err = s.prepare(p, in)
 	if err != nil {
 		return domain.Event{}, false, err
 	}
@@ -55,7 +55,7 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 		s.observer.Recorded(ctx, stored.Action)
 		return stored, true, nil
 	}
-	if !domain.SameContent(stored, e, in.OccurredAt != "") {
+	if !domain.SameContent(stored, e, sentOccurredAt(in)) {
 		return domain.Event{}, false, fmt.Errorf("%w: %s", domain.ErrIDConflict, e.ID)
 	}
 	return stored, false, nil
@@ -63,14 +63,14 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 
 // prepare checks the scope, validates in and checks ownership, in that
 // order: a credential that may not write learns nothing about validation.
-func (s *Events) prepare(p domain.Principal, in domain.NewEvent, idempotencyKey string) (domain.Event, error) {
+func (s *Events) prepare(p domain.Principal, in domain.NewEvent) (domain.Event, error) {
 	if err := need(p, domain.ScopeWrite); err != nil {
 		return domain.Event{}, err
 	}
-	if in.UserID == 0 {
+	if in.UserID == 0 && !in.Sent.Has(domain.MemberUserID) && !in.Required.Has(domain.MemberUserID) {
 		in.UserID = p.UserID
 		if in.UserID == 0 {
-			return domain.Event{}, domain.Invalid("user_id", "is required: this credential is bound to no user")
+			return domain.Event{}, domain.Invalid("user_id", domain.CodeRequired, "is required: this credential is bound to no user")
 		}
 	}
 	e, err := s.limits.Validate(in, s.clock.Now())
@@ -80,17 +80,20 @@ func (s *Events) prepare(p domain.Principal, in domain.NewEvent, idempotencyKey 
 	if err := p.Authorize(domain.ScopeWrite, e.UserID); err != nil {
 		return domain.Event{}, err
 	}
-	if in.ID == "" && idempotencyKey != "" {
-		if len(idempotencyKey) > 255 {
-			return domain.Event{}, domain.Invalid("Idempotency-Key", "must be at most 255 characters")
+	if in.ID == "" && !in.Sent.Has(domain.MemberID) && in.IdempotencyKey != "" {
+		if len(in.IdempotencyKey) > MaxIdempotencyKey {
+			return domain.Event{}, domain.Invalid("Idempotency-Key", domain.CodeTooLong, "must be at most %d characters", MaxIdempotencyKey)
 		}
-		e.ID = domain.KeyID(e.UserID, idempotencyKey)
+		e.ID = domain.KeyID(e.UserID, in.IdempotencyKey)
 	}
 	return e, nil
 }
 
 // MaxBatch is the most events one batch may hold.
 const MaxBatch = 1000
+
+// MaxIdempotencyKey is the longest idempotency key accepted, in bytes.
+const MaxIdempotencyKey = 255
 
 // BatchItem is the outcome of one event of a batch: either Err, or the
 // Event with Created telling a new event from an idempotent retry.
@@ -109,16 +112,16 @@ func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []doma
 		return nil, err
 	}
 	if len(ins) == 0 {
-		return nil, domain.Invalid("events", "must hold at least one event")
+		return nil, domain.Invalid("events", domain.CodeRequired, "must hold at least one event")
 	}
 	if len(ins) > MaxBatch {
-		return nil, domain.Invalid("events", "must hold at most %d events (got %d)", MaxBatch, len(ins))
+		return nil, domain.Invalid("events", domain.CodeTooMany, "must hold at most %d events (got %d)", MaxBatch, len(ins))
 	}
 	items := make([]BatchItem, len(ins))
 	valid := make([]domain.Event, 0, len(ins))
 	at := make([]int, 0, len(ins)) // valid[k] is item at[k]
 	for i, in := range ins {
-		e, err := s.prepare(p, in, "")
+		e, err := s.prepare(p, in)
 		if err != nil {
 			var ve *domain.ValidationError
 			if errors.As(err, &ve) {
@@ -147,7 +150,7 @@ func (s *Events) RecordBatch(ctx context.Context, p domain.Principal, ins []doma
 			if !slices.Contains(users, r.Event.UserID) {
 				users = append(users, r.Event.UserID)
 			}
-		case domain.SameContent(r.Event, valid[k], ins[i].OccurredAt != ""):
+		case domain.SameContent(r.Event, valid[k], sentOccurredAt(ins[i])):
 			items[i] = BatchItem{Event: r.Event}
 		default:
 			items[i].Err = fmt.Errorf("%w: %s", domain.ErrIDConflict, valid[k].ID)
@@ -190,9 +193,37 @@ func (s *Events) get(ctx context.Context, p domain.Principal, id string) (domain
 	return e, nil
 }
 
-// Filter validates q for p: a non-admin principal that names no user lists
-// its own events, and naming another user is domain.ErrForbidden.
-func (s *Events) Filter(p domain.Principal, q domain.Query) (domain.Filter, error) {
+// List returns one page of the events q selects, as p may see them: a
+// non-admin principal that names no user lists its own events, and naming
+// another user is domain.ErrForbidden. Authorisation happens before the
+// cache is consulted, and the cache key holds the filter's user, so a
+// cached answer never crosses principals.
+//
+// view names the rendering the caller answers with: when the cache holds
+// it, the Listing carries those bytes; otherwise it carries the page, and
+// the caller hands its rendering back with Listing.Keep. view "" reads
+// straight from storage.
+func (s *Events) List(ctx context.Context, p domain.Principal, q domain.Query, view string) (Listing[domain.Page], error) {
+	f, err := s.filter(p, q)
+	if err != nil {
+		return Listing[domain.Page]{}, err
+	}
+	load := func(ctx context.Context) (domain.Page, error) {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return domain.Page{}, fmt.Errorf("list events: %w", err)
+		}
+		return page, nil
+	}
+	scope := genGlobal
+	if f.UserID != 0 {
+		scope = genUser(f.UserID)
+	}
+	return cachedRead(ctx, s.cache, view, scope, func() cacheKey { return listKey(view, f) }, load)
+}
+
+// filter validates q and applies p's rights to it.
+func (s *Events) filter(p domain.Principal, q domain.Query) (domain.Filter, error) {
 	if err := need(p, domain.ScopeRead); err != nil {
 		return domain.Filter{}, err
 	}
@@ -200,49 +231,23 @@ func (s *Events) Filter(p domain.Principal, q domain.Query) (domain.Filter, erro
 	if err != nil {
 		return domain.Filter{}, err
 	}
-	if f.UserID == 0 && !p.IsAdmin() {
-		f.UserID = p.UserID
-	}
-	if err := p.Authorize(domain.ScopeRead, f.UserID); err != nil {
+	if f.UserID, err = readable(p, f.UserID); err != nil {
 		return domain.Filter{}, err
 	}
 	return f, nil
 }
 
-// List returns one page of the events q selects, as p may see them.
-func (s *Events) List(ctx context.Context, p domain.Principal, q domain.Query) (domain.Page, error) {
-	f, err := s.Filter(p, q)
-	if err != nil {
-		return domain.Page{}, err
+// readable applies p's read rights to a listing that names user (0: no
+// one): a non-admin principal that names no one reads its own, and naming
+// another user is domain.ErrForbidden.
+func readable(p domain.Principal, user int64) (int64, error) {
+	if user == 0 && !p.IsAdmin() {
+		user = p.UserID
 	}
-	return s.ListFiltered(ctx, f)
-}
-
-// ListFiltered returns one page for a filter already validated and
-// authorised by Filter, straight from storage.
-func (s *Events) ListFiltered(ctx context.Context, f domain.Filter) (domain.Page, error) {
-	page, err := s.store.List(ctx, f)
-	if err != nil {
-		return domain.Page{}, fmt.Errorf("list events: %w", err)
+	if err := p.Authorize(domain.ScopeRead, user); err != nil {
+		return 0, err
 	}
-	return page, nil
-}
-
-// ListView returns one page for a filter already validated and authorised
-// by Filter, rendered by v, through the read cache when one is configured.
-// Authorisation happens before the cache is consulted, and the cache key
-// holds the filter's user, so a cached answer never crosses principals.
-func (s *Events) ListView(ctx context.Context, f domain.Filter, v View) ([]byte, CacheResult, error) {
-	load := func(ctx context.Context) (domain.Page, error) { return s.ListFiltered(ctx, f) }
-	if s.cache == nil {
-		page, err := load(ctx)
-		if err != nil {
-			return nil, CacheBypass, err
-		}
-		b, err := v.Render(page)
-		return b, CacheBypass, err
-	}
-	return s.cache.list(ctx, f, v, load)
+	return user, nil
 }
 
 // invalidate tells the read cache that users' events changed.
@@ -294,4 +299,10 @@ func need(p domain.Principal, s domain.Scope) error {
 		return fmt.Errorf("%w: the credential lacks scope %s", domain.ErrForbidden, s)
 	}
 	return nil
+}
+
+// sentOccurredAt reports whether the client named the event's time, which
+// an idempotent retry must then match.
+func sentOccurredAt(in domain.NewEvent) bool {
+	return in.OccurredAt != "" || in.Sent.Has(domain.MemberOccurredAt)
 }

@@ -26,12 +26,24 @@ const (
 	CacheBypass CacheResult = "BYPASS" // from storage: the cache is off or failing
 )
 
-// View renders a page of events the way one surface answers it. Caching
-// the rendered bytes lets a hit go to the wire without decoding anything;
-// Name keeps the surfaces' renderings apart in the cache.
-type View struct {
-	Name   string
-	Render func(domain.Page) ([]byte, error)
+// Listing is one page of a listing as a use case answers it: either Body,
+// the bytes a surface rendered for this page earlier (a cache hit), or
+// Page, to render. After rendering Page, the surface hands its bytes back
+// with Keep so that the next read is a hit. The rendering stays in the
+// surface; app only keeps the bytes, under the view name it was given.
+type Listing[P any] struct {
+	Page  P
+	Body  []byte // non-nil: a cache hit, ready for the wire
+	Cache CacheResult
+	keep  func([]byte) // nil: nothing to keep (a hit, a bypass, a shared load)
+}
+
+// Keep caches body as the rendering of l.Page. It does nothing when the
+// read was not a cache miss.
+func (l Listing[P]) Keep(body []byte) {
+	if l.keep != nil {
+		l.keep(body)
+	}
 }
 
 // CacheConfig turns on read-through caching of list reads.
@@ -101,39 +113,31 @@ const (
 
 func genUser(id int64) string { return "gen:u:" + strconv.FormatInt(id, 10) }
 
-// list serves f rendered by v, from the cache when it can.
-func (c *readCache) list(ctx context.Context, f domain.Filter, v View, load func(context.Context) (domain.Page, error)) ([]byte, CacheResult, error) {
-	scope := genGlobal
-	if f.UserID != 0 {
-		scope = genUser(f.UserID)
-	}
-	render := func(ctx context.Context) ([]byte, error) {
-		page, err := load(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return v.Render(page)
-	}
-	return c.read(ctx, v.Name, scope, listKey(v.Name, f), render)
-}
-
 // cacheKey names a cached read apart from its generations: the value is
 // stored under ports.KeyAt(prefix, generations, suffix).
 type cacheKey struct{ prefix, suffix string }
 
-// read is read-through caching of one rendered read: the value is stored
-// under k at the generations of the epoch and of scope, and load renders
-// it from storage on a miss. A cache that reads the generations and the
-// value in one round trip (ports.LatestGetter) is asked so.
-func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, load func(context.Context) ([]byte, error)) ([]byte, CacheResult, error) {
-	bypass := func() ([]byte, CacheResult, error) {
-		b, err := load(ctx)
+// cachedRead is read-through caching of one rendered read: the bytes are
+// kept under the key at the generations of the epoch and of scope, read
+// before load runs, so a write that bumps them makes every earlier value
+// unreachable. A cache that reads the generations and the value in one
+// round trip (ports.LatestGetter) is asked so. Without a cache, or a view,
+// or while the cache is not trusted, load runs and nothing is kept.
+func cachedRead[P any](ctx context.Context, c *readCache, view, scope string, key func() cacheKey, load func(context.Context) (P, error)) (Listing[P], error) {
+	bypass := func() (Listing[P], error) {
+		page, err := load(ctx)
 		if err != nil {
-			return nil, CacheBypass, err
+			return Listing[P]{}, err
 		}
-		c.observe(view, CacheBypass)
-		return b, CacheBypass, nil
+		if c != nil && view != "" {
+			c.observe(view, CacheBypass)
+		}
+		return Listing[P]{Page: page, Cache: CacheBypass}, nil
 	}
+	if c == nil || view == "" {
+		return bypass()
+	}
+	k := key()
 	coh := c.Coherence
 	var epoch int64
 	if coh != nil {
@@ -177,27 +181,29 @@ func (c *readCache) read(ctx context.Context, view, scope string, k cacheKey, lo
 	}
 	if hit {
 		c.observe(view, CacheHit)
-		return b, CacheHit, nil
+		return Listing[P]{Body: b, Cache: CacheHit}, nil
 	}
-	key := ports.KeyAt(k.prefix, gens, k.suffix)
-	// Concurrent misses for one key share one load. The load runs detached
-	// from the first caller's cancellation so one impatient client cannot
-	// fail the others waiting on it.
-	res, err, _ := c.flight.Do(key, func() (any, error) {
-		b, err := load(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Cache.Set(context.WithoutCancel(ctx), key, b, c.TTL); err != nil {
-			c.fail("set", err)
-		}
-		return b, nil
+	full := ports.KeyAt(k.prefix, gens, k.suffix)
+	// Concurrent misses for one key share one load, and the first caller
+	// keeps the rendering. The load runs detached from the first caller's
+	// cancellation so one impatient client cannot fail the others waiting
+	// on it.
+	res, err, shared := c.flight.Do(full, func() (any, error) {
+		return load(context.WithoutCancel(ctx))
 	})
 	if err != nil {
-		return nil, CacheMiss, err
+		return Listing[P]{Cache: CacheMiss}, err
 	}
 	c.observe(view, CacheMiss)
-	return res.([]byte), CacheMiss, nil
+	l := Listing[P]{Page: res.(P), Cache: CacheMiss}
+	if !shared {
+		l.keep = func(body []byte) {
+			if err := c.Cache.Set(context.WithoutCancel(ctx), full, body, c.TTL); err != nil {
+				c.fail("set", err)
+			}
+		}
+	}
+	return l, nil
 }
 
 // invalidate bumps the generations of users (and the global one) after a

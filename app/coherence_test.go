@@ -106,13 +106,13 @@ func TestCoherenceOneReplicaCutOff(t *testing.T) {
 			a, b := rs[0], rs[1]
 			if withCoherence {
 				waitFor(t, "B trusts the cache", 5*time.Second, func() bool {
-					_, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: 7})
+					_, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: "7"})
 					return res == app.CacheHit
 				})
 			}
 			mustRecord(t, b.ev, cacheAdmin, 7, "login")
-			listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: 7})
-			if _, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: 7}); res != app.CacheHit {
+			listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: "7"})
+			if _, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: "7"}); res != app.CacheHit {
 				t.Fatalf("B's second read is %s, want HIT", res)
 			}
 
@@ -120,7 +120,7 @@ func TestCoherenceOneReplicaCutOff(t *testing.T) {
 			start := time.Now()
 			e := mustRecord(t, a.ev, cacheAdmin, 7, "logout")
 			took := time.Since(start)
-			got, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: 7})
+			got, res := listIDs(t, b.ev, cacheAdmin, domain.Query{UserID: "7"})
 			if !withCoherence {
 				if slices.Contains(got, e.ID.String()) {
 					t.Fatalf("without Coherence B's read was fresh (%s): the test no longer shows the defect", res)
@@ -133,17 +133,17 @@ func TestCoherenceOneReplicaCutOff(t *testing.T) {
 			if took < lease {
 				t.Fatalf("A answered its write after %v, before the lease of %v had passed", took, lease)
 			}
-			if _, res := listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: 7}); res != app.CacheBypass {
+			if _, res := listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: "7"}); res != app.CacheBypass {
 				t.Fatalf("A, cut off, read %s; want BYPASS", res)
 			}
 
 			a.cache.cut.Store(false)
 			back := waitFor(t, "A caches again", 5*time.Second, func() bool {
-				_, res := listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: 7})
+				_, res := listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: "7"})
 				return res == app.CacheHit
 			})
 			t.Logf("A's first HIT %v after its path to the cache came back", back)
-			got, _ = listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: 7})
+			got, _ = listIDs(t, a.ev, cacheAdmin, domain.Query{UserID: "7"})
 			if !slices.Contains(got, e.ID.String()) {
 				t.Fatal("A's hit after recovery lacks its own event")
 			}
@@ -160,7 +160,7 @@ func TestCoherenceNoTrustWithoutPoll(t *testing.T) {
 		app.WithCache(app.CacheConfig{Cache: memcache.New(memcache.Options{}), TTL: time.Hour, Coherence: c}))
 	mustRecord(t, ev, cacheAdmin, 1, "login")
 	for range 3 {
-		if _, res := listIDs(t, ev, cacheAdmin, domain.Query{UserID: 1}); res != app.CacheBypass {
+		if _, res := listIDs(t, ev, cacheAdmin, domain.Query{UserID: "1"}); res != app.CacheBypass {
 			t.Fatalf("read before any poll: %s, want BYPASS", res)
 		}
 	}

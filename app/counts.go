@@ -99,7 +99,7 @@ func (c *Counts) Lag(ctx context.Context, now time.Time) (time.Duration, error) 
 // invalidates cached count reads. It is what a job runs.
 func (c *Counts) Compute(ctx context.Context, w domain.Window) (int, error) {
 	if !w.Valid() {
-		return 0, domain.Invalid("window", "end must be after start: %s", w)
+		return 0, domain.Invalid("window", domain.CodeConflict, "end must be after start: %s", w)
 	}
 	began := time.Now()
 	users, err := c.store.ComputeWindow(ctx, w, domain.Normalize(c.clock.Now()))
@@ -181,73 +181,31 @@ func (c *Counts) Trigger(ctx context.Context, p domain.Principal) (Run, error) {
 	return run, nil
 }
 
-// Filter validates q for p with the same ownership rules as event lists:
-// a non-admin principal that names no user reads its own counts, and
-// naming another user is domain.ErrForbidden.
-func (c *Counts) Filter(p domain.Principal, q domain.CountQuery) (domain.CountFilter, error) {
+// List returns one page of the computed counts q selects, as p may see
+// them, with the same ownership rules as event lists: a non-admin
+// principal that names no user reads its own counts, and naming another
+// user is domain.ErrForbidden. view is as for Events.List; cached pages
+// are keyed by the counts generation, which every computed window bumps,
+// and by the normalised filter, user included.
+func (c *Counts) List(ctx context.Context, p domain.Principal, q domain.CountQuery, view string) (Listing[domain.CountPage], error) {
 	if err := need(p, domain.ScopeRead); err != nil {
-		return domain.CountFilter{}, err
+		return Listing[domain.CountPage]{}, err
 	}
 	f, err := domain.ParseCountQuery(q)
 	if err != nil {
-		return domain.CountFilter{}, err
+		return Listing[domain.CountPage]{}, err
 	}
-	if f.UserID == 0 && !p.IsAdmin() {
-		f.UserID = p.UserID
+	if f.UserID, err = readable(p, f.UserID); err != nil {
+		return Listing[domain.CountPage]{}, err
 	}
-	if err := p.Authorize(domain.ScopeRead, f.UserID); err != nil {
-		return domain.CountFilter{}, err
-	}
-	return f, nil
-}
-
-// List returns one page of the computed counts q selects, as p may see
-// them, straight from storage.
-func (c *Counts) List(ctx context.Context, p domain.Principal, q domain.CountQuery) (domain.CountPage, error) {
-	f, err := c.Filter(p, q)
-	if err != nil {
-		return domain.CountPage{}, err
-	}
-	return c.ListFiltered(ctx, f)
-}
-
-// ListFiltered returns one page for a filter already validated and
-// authorised by Filter.
-func (c *Counts) ListFiltered(ctx context.Context, f domain.CountFilter) (domain.CountPage, error) {
-	page, err := c.store.ListCounts(ctx, f)
-	if err != nil {
-		return domain.CountPage{}, fmt.Errorf("list activity counts: %w", err)
-	}
-	return page, nil
-}
-
-// CountView renders a page of counts the way one surface answers it (the
-// counterpart of View for event lists).
-type CountView struct {
-	Name   string
-	Render func(domain.CountPage) ([]byte, error)
-}
-
-// ListView returns one page for a filter already validated and authorised
-// by Filter, rendered by v, through the read cache when one is configured.
-// Cached pages are keyed by the counts generation, which every computed
-// window bumps, and by the normalised filter, user included.
-func (c *Counts) ListView(ctx context.Context, f domain.CountFilter, v CountView) ([]byte, CacheResult, error) {
-	load := func(ctx context.Context) ([]byte, error) {
-		page, err := c.ListFiltered(ctx, f)
+	load := func(ctx context.Context) (domain.CountPage, error) {
+		page, err := c.store.ListCounts(ctx, f)
 		if err != nil {
-			return nil, err
+			return domain.CountPage{}, fmt.Errorf("list activity counts: %w", err)
 		}
-		return v.Render(page)
+		return page, nil
 	}
-	if c.cache == nil {
-		b, err := load(ctx)
-		if err != nil {
-			return nil, CacheBypass, err
-		}
-		return b, CacheBypass, nil
-	}
-	return c.cache.read(ctx, v.Name, genCounts, countKey(v.Name, f), load)
+	return cachedRead(ctx, c.cache, view, genCounts, func() cacheKey { return countKey(view, f) }, load)
 }
 
 // countKey is the cache key of a count filter rendered by a view.

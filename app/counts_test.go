@@ -296,9 +296,9 @@ func TestCountsListOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := func(p domain.Principal, q domain.CountQuery) ([]int64, error) {
-		page, err := fx.counts.List(ctx, p, q)
+		l, err := fx.counts.List(ctx, p, q, "")
 		var out []int64
-		for _, c := range page.Counts {
+		for _, c := range l.Page.Counts {
 			out = append(out, c.UserID)
 		}
 		return out, err
@@ -306,16 +306,16 @@ func TestCountsListOwnership(t *testing.T) {
 	if got, err := users(admin, domain.CountQuery{}); err != nil || fmt.Sprint(got) != "[2 1]" {
 		t.Errorf("admin: %v, %v", got, err)
 	}
-	if got, err := users(admin, domain.CountQuery{UserID: 2}); err != nil || fmt.Sprint(got) != "[2]" {
+	if got, err := users(admin, domain.CountQuery{UserID: "2"}); err != nil || fmt.Sprint(got) != "[2]" {
 		t.Errorf("admin, user 2: %v, %v", got, err)
 	}
 	if got, err := users(alice, domain.CountQuery{}); err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("alice: %v, %v", got, err)
 	}
-	if got, err := users(reader, domain.CountQuery{UserID: 1}); err != nil || fmt.Sprint(got) != "[1]" {
+	if got, err := users(reader, domain.CountQuery{UserID: "1"}); err != nil || fmt.Sprint(got) != "[1]" {
 		t.Errorf("reader: %v, %v", got, err)
 	}
-	_, err := users(alice, domain.CountQuery{UserID: 2})
+	_, err := users(alice, domain.CountQuery{UserID: "2"})
 	wantErr(t, err, domain.ErrForbidden)
 	_, err = users(writer, domain.CountQuery{})
 	wantErr(t, err, domain.ErrForbidden)
@@ -329,24 +329,26 @@ func TestCountsCache(t *testing.T) {
 	cache := memcache.New(memcache.Options{})
 	fx := newCountsFixture(t, app.CountsConfig{Cache: app.CacheConfig{Cache: cache, TTL: time.Minute}})
 	ctx := context.Background()
-	view := app.CountView{Name: "totals", Render: func(p domain.CountPage) ([]byte, error) {
-		var out []int64
-		for _, c := range p.Counts {
-			out = append(out, c.Total)
-		}
-		return json.Marshal(out)
-	}}
+	// A "totals" view: the list of each count's total.
 	read := func(p domain.Principal) (string, app.CacheResult) {
 		t.Helper()
-		f, err := fx.counts.Filter(p, domain.CountQuery{})
+		l, err := fx.counts.List(ctx, p, domain.CountQuery{}, "totals")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, res, err := fx.counts.ListView(ctx, f, view)
+		if l.Body != nil {
+			return string(l.Body), l.Cache
+		}
+		var out []int64
+		for _, c := range l.Page.Counts {
+			out = append(out, c.Total)
+		}
+		b, err := json.Marshal(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(b), res
+		l.Keep(b)
+		return string(b), l.Cache
 	}
 	fx.recordAt(t, 1, "login", hr(1))
 	if _, err := fx.counts.Compute(ctx, domain.Window{Start: hr(0), End: hr(4)}); err != nil {
@@ -391,7 +393,7 @@ func TestCountsUnavailable(t *testing.T) {
 	wantErr(t, err, domain.ErrUnavailable)
 	_, err = c.Compute(ctx, domain.Window{Start: hr(0), End: hr(4)})
 	wantErr(t, err, domain.ErrUnavailable)
-	_, err = c.List(ctx, admin, domain.CountQuery{})
+	_, err = c.List(ctx, admin, domain.CountQuery{}, "")
 	wantErr(t, err, domain.ErrUnavailable)
 	_, err = c.Trigger(ctx, admin)
 	wantErr(t, err, domain.ErrUnavailable)

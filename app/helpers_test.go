@@ -71,7 +71,7 @@ func (fx *fixture) count(t *testing.T) int {
 // record records in as p and fails the test on error.
 func (fx *fixture) record(t *testing.T, p domain.Principal, in domain.NewEvent) domain.Event {
 	t.Helper()
-	e, created, err := fx.events.Record(fx.ctx, p, in, "")
+	e, created, err := fx.events.Record(fx.ctx, p, in)
 	if err != nil || !created {
 		t.Fatalf("Record(%+v) = created %v, %v", in, created, err)
 	}
@@ -112,4 +112,10 @@ func wantErr(t *testing.T, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("err = %v, want %v", err, target)
 	}
+}
+
+// keyed returns in with an idempotency key.
+func keyed(in domain.NewEvent, key string) domain.NewEvent {
+	in.IdempotencyKey = key
+	return in
 }

@@ -65,14 +65,14 @@ func TestObserverHearsRecords(t *testing.T) {
 	events := app.NewEvents(st, ports.ClockFunc(clk.now), domain.DefaultLimits(), app.WithObserver(h))
 	ctx := context.Background()
 
-	if _, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "LOGIN"}, "k1"); err != nil {
+	if _, _, err := events.Record(ctx, alice, keyed(domain.NewEvent{Action: "LOGIN"}, "k1")); err != nil {
 		t.Fatal(err)
 	}
 	wantHeard(t, h, "recorded login")
-	if _, created, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"}, "k1"); err != nil || created {
+	if _, created, err := events.Record(ctx, alice, keyed(domain.NewEvent{Action: "login"}, "k1")); err != nil || created {
 		t.Fatalf("retry: created %v, %v", created, err)
 	}
-	if _, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "no such action"}, ""); !errors.Is(err, domain.ErrInvalid) {
+	if _, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "no such action"}); !errors.Is(err, domain.ErrInvalid) {
 		t.Fatalf("invalid action: %v", err)
 	}
 	wantHeard(t, h)
@@ -95,7 +95,7 @@ func TestObserverHearsTransitions(t *testing.T) {
 	clk := &fakeClock{t: start}
 	events := app.NewEvents(g, ports.ClockFunc(clk.now), domain.DefaultLimits(), app.WithObserver(h))
 	ctx := context.Background()
-	e, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"}, "")
+	e, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"})
 	if err != nil {
 		t.Fatal(err)
 	}

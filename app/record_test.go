@@ -17,7 +17,7 @@ import (
 
 func TestRecordDefaultsToPrincipalsUser(t *testing.T) {
 	fx := newFixture(t)
-	e, created, err := fx.events.Record(fx.ctx, alice, domain.NewEvent{Action: "LOGIN", Metadata: json.RawMessage(`{"b":1,"a":2}`)}, "")
+	e, created, err := fx.events.Record(fx.ctx, alice, domain.NewEvent{Action: "LOGIN", Metadata: json.RawMessage(`{"b":1,"a":2}`)})
 	if err != nil || !created {
 		t.Fatalf("Record = %v, %v", created, err)
 	}
@@ -63,7 +63,7 @@ func TestRecordAuthorisation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t)
-			e, created, err := fx.events.Record(fx.ctx, tt.p, tt.in, "")
+			e, created, err := fx.events.Record(fx.ctx, tt.p, tt.in)
 			if tt.wantErr == nil {
 				if err != nil || !created || e.UserID != tt.wantUser {
 					t.Fatalf("Record = %+v, %v, %v; want user %d", e, created, err, tt.wantUser)
@@ -123,7 +123,7 @@ func TestRecordIdempotentClientID(t *testing.T) {
 				t.Fatalf("client id not kept: %s", first.ID)
 			}
 			fx.clock.advance(time.Minute)
-			got, created, err := fx.events.Record(fx.ctx, tt.p, tt.retry, "")
+			got, created, err := fx.events.Record(fx.ctx, tt.p, tt.retry)
 			if tt.conflict {
 				wantErr(t, err, domain.ErrIDConflict)
 				if created || !got.ID.IsZero() {
@@ -152,13 +152,13 @@ func TestRecordRetryWithoutOccurredAt(t *testing.T) {
 	in := domain.NewEvent{ID: "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f71", Action: "login"}
 	first := fx.record(t, alice, in)
 	fx.clock.advance(time.Hour)
-	got, created, err := fx.events.Record(fx.ctx, alice, in, "")
+	got, created, err := fx.events.Record(fx.ctx, alice, in)
 	if err != nil || created || got.ID != first.ID || !got.OccurredAt.Equal(first.OccurredAt) {
 		t.Fatalf("retry = %+v, %v, %v", got, created, err)
 	}
 	// Naming the occurred_at the first request defaulted to also matches.
 	in.OccurredAt = domain.FormatTime(first.OccurredAt)
-	if _, created, err := fx.events.Record(fx.ctx, alice, in, ""); err != nil || created {
+	if _, created, err := fx.events.Record(fx.ctx, alice, in); err != nil || created {
 		t.Fatalf("retry with the defaulted occurred_at = %v, %v", created, err)
 	}
 }
@@ -167,7 +167,7 @@ func TestRecordIdempotencyKey(t *testing.T) {
 	fx := newFixture(t)
 	in := domain.NewEvent{Action: "created", Metadata: json.RawMessage(`{"order":17}`)}
 
-	first, created, err := fx.events.Record(fx.ctx, alice, in, "order-17")
+	first, created, err := fx.events.Record(fx.ctx, alice, keyed(in, "order-17"))
 	if err != nil || !created {
 		t.Fatalf("first = %v, %v", created, err)
 	}
@@ -175,30 +175,30 @@ func TestRecordIdempotencyKey(t *testing.T) {
 		t.Errorf("id %s is not derived from the key", first.ID)
 	}
 	fx.clock.advance(time.Second)
-	again, created, err := fx.events.Record(fx.ctx, alice, in, "order-17")
+	again, created, err := fx.events.Record(fx.ctx, alice, keyed(in, "order-17"))
 	if err != nil || created || again.ID != first.ID || !again.RecordedAt.Equal(first.RecordedAt) {
 		t.Fatalf("same key = %+v, %v, %v; want the first event", again, created, err)
 	}
 
 	// The same key for another user is another event.
-	other, created, err := fx.events.Record(fx.ctx, bob, in, "order-17")
+	other, created, err := fx.events.Record(fx.ctx, bob, keyed(in, "order-17"))
 	if err != nil || !created || other.ID == first.ID || other.UserID != bob.UserID {
 		t.Fatalf("bob, same key = %+v, %v, %v; want a new event", other, created, err)
 	}
 	// ... also when an admin records for two users with one key.
-	a1, c1, err1 := fx.events.Record(fx.ctx, admin, domain.NewEvent{UserID: 10, Action: "login"}, "k")
-	a2, c2, err2 := fx.events.Record(fx.ctx, admin, domain.NewEvent{UserID: 11, Action: "login"}, "k")
+	a1, c1, err1 := fx.events.Record(fx.ctx, admin, keyed(domain.NewEvent{UserID: 10, Action: "login"}, "k"))
+	a2, c2, err2 := fx.events.Record(fx.ctx, admin, keyed(domain.NewEvent{UserID: 11, Action: "login"}, "k"))
 	if err1 != nil || err2 != nil || !c1 || !c2 || a1.ID == a2.ID {
 		t.Fatalf("admin, one key, two users: %s %v %v / %s %v %v", a1.ID, c1, err1, a2.ID, c2, err2)
 	}
 
 	// The same key with other content conflicts.
-	_, _, err = fx.events.Record(fx.ctx, alice, domain.NewEvent{Action: "deleted", Metadata: in.Metadata}, "order-17")
+	_, _, err = fx.events.Record(fx.ctx, alice, keyed(domain.NewEvent{Action: "deleted", Metadata: in.Metadata}, "order-17"))
 	wantErr(t, err, domain.ErrIDConflict)
 
 	// A client id wins over the key.
 	withID := domain.NewEvent{ID: "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f72", Action: "login"}
-	e, _, err := fx.events.Record(fx.ctx, alice, withID, "order-17")
+	e, _, err := fx.events.Record(fx.ctx, alice, keyed(withID, "order-17"))
 	if err != nil || e.ID.String() != withID.ID {
 		t.Fatalf("id and key: %s, %v; want the client id", e.ID, err)
 	}
@@ -210,10 +210,10 @@ func TestRecordIdempotencyKey(t *testing.T) {
 func TestRecordIdempotencyKeyLength(t *testing.T) {
 	fx := newFixture(t)
 	in := domain.NewEvent{Action: "login"}
-	if _, created, err := fx.events.Record(fx.ctx, alice, in, strings.Repeat("k", 255)); err != nil || !created {
+	if _, created, err := fx.events.Record(fx.ctx, alice, keyed(in, strings.Repeat("k", 255))); err != nil || !created {
 		t.Fatalf("255-character key: %v, %v", created, err)
 	}
-	_, _, err := fx.events.Record(fx.ctx, alice, in, strings.Repeat("k", 256))
+	_, _, err := fx.events.Record(fx.ctx, alice, keyed(in, strings.Repeat("k", 256)))
 	wantFields(t, err, "Idempotency-Key")
 	if n := fx.count(t); n != 1 {
 		t.Errorf("store holds %d events, want 1", n)
@@ -408,11 +408,11 @@ func TestRecordRetryMatchesRespeltNumbers(t *testing.T) {
 	ctx := context.Background()
 	in := domain.NewEvent{Action: "viewed", Metadata: json.RawMessage(`{"ratio":1e-7,"n":1E+2,"xs":[1.5,-0]}`)}
 
-	first, created, err := events.Record(ctx, alice, in, "key-1")
+	first, created, err := events.Record(ctx, alice, keyed(in, "key-1"))
 	if err != nil || !created {
 		t.Fatal(created, err)
 	}
-	again, created, err := events.Record(ctx, alice, in, "key-1")
+	again, created, err := events.Record(ctx, alice, keyed(in, "key-1"))
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("retry = %s, %v, %v; want the stored event", again.ID, created, err)
 	}
@@ -422,6 +422,6 @@ func TestRecordRetryMatchesRespeltNumbers(t *testing.T) {
 		t.Fatalf("batch retry = %+v, %v", items, err)
 	}
 	in.Metadata = json.RawMessage(`{"ratio":1e-6,"n":1E+2,"xs":[1.5,-0]}`)
-	_, _, err = events.Record(ctx, alice, in, "")
+	_, _, err = events.Record(ctx, alice, in)
 	wantErr(t, err, domain.ErrIDConflict)
 }

@@ -64,14 +64,14 @@ func (s *Tokens) Create(ctx context.Context, spec TokenSpec) (secret string, t d
 
 func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (domain.Token, error) {
 	if len(spec.Scopes) == 0 {
-		return domain.Token{}, domain.Invalid("scope", "name at least one scope (events:read, events:write, admin)")
+		return domain.Token{}, domain.Invalid("scope", domain.CodeRequired, "name at least one scope (events:read, events:write, admin)")
 	}
 	admin := domain.Principal{Scopes: spec.Scopes}.IsAdmin()
 	if spec.UserID < 0 || (spec.UserID == 0 && !admin) {
-		return domain.Token{}, domain.Invalid("user", "a token without the admin scope must name a positive user id")
+		return domain.Token{}, domain.Invalid("user", domain.CodeRequired, "a token without the admin scope must name a positive user id")
 	}
 	if spec.TTL < 0 {
-		return domain.Token{}, domain.Invalid("ttl", "must not be negative")
+		return domain.Token{}, domain.Invalid("ttl", domain.CodeOutOfRange, "must not be negative")
 	}
 	id := spec.id
 	if id == "" {

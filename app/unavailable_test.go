@@ -100,7 +100,7 @@ func TestStorageUnavailable(t *testing.T) {
 	events := app.NewEvents(st, clock, domain.DefaultLimits())
 	tokens := app.NewTokens(st, clock)
 
-	e, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"}, "")
+	e, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,14 +111,14 @@ func TestStorageUnavailable(t *testing.T) {
 	st.down = true
 
 	calls := map[string]error{}
-	_, _, calls["Record"] = events.Record(ctx, alice, domain.NewEvent{Action: "login"}, "")
+	_, _, calls["Record"] = events.Record(ctx, alice, domain.NewEvent{Action: "login"})
 	items, err := events.RecordBatch(ctx, alice, []domain.NewEvent{{Action: "login"}, {Action: "!"}})
 	calls["RecordBatch"] = err
 	if items != nil {
 		t.Errorf("RecordBatch returned items %v with a batch error", items)
 	}
 	_, _, calls["Get"] = events.Get(ctx, alice, e.ID.String())
-	_, calls["List"] = events.List(ctx, alice, domain.Query{})
+	_, calls["List"] = events.List(ctx, alice, domain.Query{}, "")
 	_, calls["Transition"] = events.Transition(ctx, alice, e.ID.String(), "IN_PROGRESS")
 	_, _, calls["Tokens.Create"] = tokens.Create(ctx, app.TokenSpec{UserID: 1, Scopes: rw})
 	_, calls["Authenticate"] = tokens.Authenticate(ctx, secret)

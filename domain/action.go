@@ -69,14 +69,14 @@ func (v Vocabulary) Actions() []Action {
 func (v Vocabulary) ParseAction(field, s string) (Action, error) {
 	a := Action(asciiLower(s))
 	if a == "" {
-		return "", Invalid(field, "is required")
+		return "", Invalid(field, CodeRequired, "is required")
 	}
 	if !wellFormed(a) {
-		return "", Invalid(field, "must start with a letter and contain only a-z, 0-9, '_', '.', ':' or '-' (at most 64 characters)")
+		return "", Invalid(field, CodeMalformed, "must start with a letter and contain only a-z, 0-9, '_', '.', ':' or '-' (at most 64 characters)")
 	}
 	if v.set != nil {
 		if _, ok := v.set[a]; !ok {
-			return "", Invalid(field, "unknown action %q; accepted: %s", string(a), joinActions(v.Actions()))
+			return "", Invalid(field, CodeUnknownAction, "unknown action %q; accepted: %s", string(a), joinActions(v.Actions()))
 		}
 	}
 	return a, nil

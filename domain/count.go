@@ -84,7 +84,7 @@ func DecodeCountCursor(s string) (CountCursor, error) {
 // CountQuery is a listing of counts as a client states it, before
 // validation. Zero values mean "not sent".
 type CountQuery struct {
-	UserID   int64
+	UserID   string // decimal, as sent
 	From, To string // RFC 3339, on the window's start
 	Order    string
 	Limit    string
@@ -95,10 +95,7 @@ type CountQuery struct {
 // window first unless order=asc), reporting every bad parameter by name.
 func ParseCountQuery(q CountQuery) (CountFilter, error) {
 	ve := &ValidationError{}
-	f := CountFilter{UserID: q.UserID}
-	if q.UserID < 0 {
-		ve.Add("user_id", "must be a positive integer")
-	}
+	f := CountFilter{UserID: ve.userID(q.UserID)}
 	f.From, f.To = ve.timeRange(q.From, q.To)
 	f.Order = ve.order(q.Order)
 	f.Limit = ve.limit(q.Limit)
@@ -106,9 +103,9 @@ func ParseCountQuery(q CountQuery) (CountFilter, error) {
 		c, err := DecodeCountCursor(q.Cursor)
 		switch {
 		case err != nil:
-			ve.Add("cursor", "is not a cursor this service issued for activity counts")
+			ve.Add("cursor", CodeMalformed, "is not a cursor this service issued for activity counts")
 		case c.Order != f.Order:
-			ve.Add("cursor", "was issued for another order")
+			ve.Add("cursor", CodeConflict, "was issued for another order")
 		default:
 			f.After = &c
 		}

@@ -30,7 +30,7 @@ func TestParseCountQuery(t *testing.T) {
 		t.Fatalf("defaults: %+v, %v", f, err)
 	}
 	asc := CountCursor{WindowStart: time.Unix(0, 0).UTC(), UserID: 3, Order: Asc}.Encode()
-	f, err = ParseCountQuery(CountQuery{UserID: 7, From: "2025-10-10T10:00:00+02:00", To: "2025-10-11T00:00:00Z", Order: "asc", Limit: "1000", Cursor: asc})
+	f, err = ParseCountQuery(CountQuery{UserID: "7", From: "2025-10-10T10:00:00+02:00", To: "2025-10-11T00:00:00Z", Order: "asc", Limit: "1000", Cursor: asc})
 	if err != nil || f.UserID != 7 || !f.From.Equal(time.Date(2025, 10, 10, 8, 0, 0, 0, time.UTC)) || f.Order != Asc || f.Limit != 1000 || f.After == nil || f.After.UserID != 3 {
 		t.Fatalf("values: %+v, %v", f, err)
 	}
@@ -38,7 +38,7 @@ func TestParseCountQuery(t *testing.T) {
 		q      CountQuery
 		fields string
 	}{
-		{CountQuery{UserID: -1}, "user_id"},
+		{CountQuery{UserID: "-1"}, "user_id"},
 		{CountQuery{From: "yesterday", To: "soon"}, "from,to"},
 		{CountQuery{From: "2025-10-11T00:00:00Z", To: "2025-10-10T00:00:00Z"}, "from"},
 		{CountQuery{Order: "random"}, "order"},

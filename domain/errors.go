@@ -31,9 +31,28 @@ var (
 	ErrUnavailable = errors.New("service unavailable")
 )
 
-// FieldError names one field of client input and why it was rejected.
+// Code says which rule a field broke, so that clients and surfaces can act
+// on it without reading the message, which is for people and may change.
+type Code string
+
+// The rules a field can break.
+const (
+	CodeRequired      Code = "required"       // absent, null or empty
+	CodeMalformed     Code = "malformed"      // not in the expected syntax: a UUID, an RFC 3339 time, an action name, a cursor, JSON
+	CodeOutOfRange    Code = "out_of_range"   // a number or a time outside what is allowed
+	CodeTooLong       Code = "too_long"       // larger than allowed: metadata, a header
+	CodeTooMany       Code = "too_many"       // more items than allowed: events in a batch, actions in a filter
+	CodeUnknownAction Code = "unknown_action" // a well-formed action outside the vocabulary
+	CodeNotOneOf      Code = "not_one_of"     // not one of a fixed set of values: a status, an order, a time field
+	CodeNotObject     Code = "not_object"     // metadata that is not exactly one JSON object
+	CodeUnsupported   Code = "unsupported"    // valid JSON no store can hold: a NUL character, a number beyond SQL's numeric
+	CodeConflict      Code = "conflict"       // inconsistent with another field: from after to, a cursor of another order
+)
+
+// FieldError names one field of client input, the rule it broke and why.
 type FieldError struct {
 	Field   string
+	Code    Code
 	Message string
 }
 
@@ -44,20 +63,36 @@ type ValidationError struct {
 }
 
 // Invalid returns a *ValidationError for one field.
-func Invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Fields: []FieldError{{Field: field, Message: fmt.Sprintf(format, args...)}}}
+func Invalid(field string, code Code, format string, args ...any) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
 }
 
 // Add appends a field error.
-func (e *ValidationError) Add(field, format string, args ...any) {
-	e.Fields = append(e.Fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+func (e *ValidationError) Add(field string, code Code, format string, args ...any) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// Merge appends the fields of err when it is a validation error; any other
+// error is kept as one malformed field named after nothing, so that no
+// problem is dropped.
+func (e *ValidationError) Merge(err error) {
+	if err == nil {
+		return
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		e.Fields = append(e.Fields, ve.Fields...)
+		return
+	}
+	e.Fields = append(e.Fields, FieldError{Field: "(input)", Code: CodeMalformed, Message: err.Error()})
 }
 
 // Prefix returns a copy whose field names are prefixed, e.g. "events[3].".
 func (e *ValidationError) Prefix(p string) *ValidationError {
 	out := &ValidationError{Fields: make([]FieldError, len(e.Fields))}
 	for i, f := range e.Fields {
-		out.Fields[i] = FieldError{Field: p + f.Field, Message: f.Message}
+		f.Field = p + f.Field
+		out.Fields[i] = f
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -58,62 +59,95 @@ func DefaultLimits() Limits {
 }
 
 // NewEvent is what a client asks to record, after decoding but before any
-// rule is checked. Zero values mean "not sent".
+// rule is checked. A zero value is "not sent" unless Sent says otherwise.
 type NewEvent struct {
 	ID         string          // optional client id (a UUID)
-	UserID     int64           // 0 when not sent
+	UserID     int64           // the user whose activity it is; 0: the principal's
 	Action     string          // as sent, any case
 	OccurredAt string          // RFC 3339, optional
 	Metadata   json.RawMessage // optional JSON object
+	// IdempotencyKey makes a create without an ID idempotent: the event's
+	// id is derived from it and the user (KeyID).
+	IdempotencyKey string
+	// Sent marks members the client sent with a non-null value, so that one
+	// sent empty ("" for id or occurred_at) or as a number no int64 holds
+	// (user_id 1.5, 1e3, 2^63) is rejected instead of read as absent.
+	Sent Members
+	// Required marks members the client must send (a predecessor's surface
+	// required every member); a missing one is CodeRequired.
+	Required Members
 }
 
+// Members is a set of NewEvent's members.
+type Members uint8
+
+// NewEvent's members.
+const (
+	MemberID Members = 1 << iota
+	MemberUserID
+	MemberAction
+	MemberOccurredAt
+	MemberMetadata
+)
+
+// Has reports whether every member of m2 is in m.
+func (m Members) Has(m2 Members) bool { return m&m2 == m2 }
+
 // Validate checks every rule and returns the event to store, stamped with
-// now as its recorded time and a fresh UUIDv7 unless the client sent an id.
-// userID must already be resolved (the principal's when absent). All
-// violations are reported together.
+// now as its recorded time and a fresh UUIDv7 unless the client sent an id
+// (the IdempotencyKey is the use case's to check, after authorisation:
+// app.Events.Record). in.UserID must already be resolved (the
+// principal's when absent). All violations are reported together.
 func (l Limits) Validate(in NewEvent, now time.Time) (Event, error) {
 	now = Normalize(now)
 	ve := &ValidationError{}
 	e := Event{UserID: in.UserID, Status: StatusPending, RecordedAt: now, UpdatedAt: now}
+	missing := func(m Members, field string) bool {
+		if in.Required.Has(m) && !in.Sent.Has(m) {
+			ve.Add(field, CodeRequired, "is required")
+			return true
+		}
+		return false
+	}
 
-	if in.ID != "" {
+	if !missing(MemberID, "id") && (in.ID != "" || in.Sent.Has(MemberID)) {
 		id, err := ParseID(in.ID)
 		switch {
 		case err != nil:
-			ve.Add("id", "must be a UUID, e.g. 0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f70")
+			ve.Add("id", CodeMalformed, "must be a UUID, e.g. 0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f70")
 		case id.IsZero():
-			ve.Add("id", "must not be the nil UUID")
+			ve.Add("id", CodeOutOfRange, "must not be the nil UUID")
 		default:
 			e.ID = id
 		}
 	}
-	if in.UserID <= 0 {
-		ve.Add("user_id", "must be a positive integer")
+	if !missing(MemberUserID, "user_id") && in.UserID <= 0 {
+		ve.Add("user_id", CodeOutOfRange, "must be a positive integer")
 	}
 	if a, err := l.Actions.ParseAction("action", in.Action); err != nil {
-		ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+		ve.Merge(err)
 	} else {
 		e.Action = a
 	}
 	e.OccurredAt = now
-	if in.OccurredAt != "" {
+	if !missing(MemberOccurredAt, "occurred_at") && (in.OccurredAt != "" || in.Sent.Has(MemberOccurredAt)) {
 		t, err := ParseTime(in.OccurredAt)
 		switch {
 		case err != nil:
-			ve.Add("occurred_at", "must be an RFC 3339 time, e.g. 2025-10-10T18:30:00Z")
+			ve.Add("occurred_at", CodeMalformed, "must be an RFC 3339 time, e.g. 2025-10-10T18:30:00Z")
 		case t.After(now.Add(l.MaxClockSkew)):
-			ve.Add("occurred_at", "must not be more than %s in the future", l.MaxClockSkew)
+			ve.Add("occurred_at", CodeOutOfRange, "must not be more than %s in the future", l.MaxClockSkew)
 		case t.Year() < 1:
-			ve.Add("occurred_at", "must be after year 0")
+			ve.Add("occurred_at", CodeOutOfRange, "must be after year 0")
 		default:
 			e.OccurredAt = t
 		}
 	}
-	md, err := l.metadata(in.Metadata)
-	if err != nil {
-		ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+	if !missing(MemberMetadata, "metadata") {
+		md, err := l.metadata(in.Metadata)
+		ve.Merge(err)
+		e.Metadata = md
 	}
-	e.Metadata = md
 	if err := ve.OrNil(); err != nil {
 		return Event{}, err
 	}
@@ -131,18 +165,27 @@ func (l Limits) metadata(raw json.RawMessage) (json.RawMessage, error) {
 		return EmptyMetadata(), nil
 	}
 	if l.MaxMetadataBytes > 0 && len(raw) > l.MaxMetadataBytes {
-		return nil, Invalid("metadata", "must be at most %d bytes (got %d)", l.MaxMetadataBytes, len(raw))
+		return nil, Invalid("metadata", CodeTooLong, "must be at most %d bytes (got %d)", l.MaxMetadataBytes, len(raw))
 	}
 	canon, err := CanonicalObject(raw)
 	if err != nil {
-		return nil, Invalid("metadata", "%s", err.Error())
+		code := CodeMalformed
+		var me metadataError
+		if errors.As(err, &me) {
+			code = me.code
+		}
+		return nil, Invalid("metadata", code, "%s", err.Error())
 	}
 	return canon, nil
 }
 
-type metadataError string
+// metadataError is why metadata was refused, and the rule it broke.
+type metadataError struct {
+	code Code
+	msg  string
+}
 
-func (e metadataError) Error() string { return string(e) }
+func (e metadataError) Error() string { return e.msg }
 
 // CanonicalObject re-encodes a JSON object compactly with sorted keys.
 // It rejects anything but an object, the NUL character anywhere in it and
@@ -154,17 +197,17 @@ func CanonicalObject(raw []byte) (json.RawMessage, error) {
 		return nil, err
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, metadataError("must be a JSON object")
+		return nil, metadataError{CodeNotObject, "must be a JSON object"}
 	}
 	if hasNUL(v) {
-		return nil, metadataError("must not contain the NUL character (\\u0000)")
+		return nil, metadataError{CodeUnsupported, "must not contain the NUL character (\\u0000)"}
 	}
 	if !storableNumbers(v) {
-		return nil, metadataError("must not contain a number with more than 131072 digits before the decimal point or 16383 after it")
+		return nil, metadataError{CodeUnsupported, "must not contain a number with more than 131072 digits before the decimal point or 16383 after it"}
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
-		return nil, metadataError("must be valid JSON")
+		return nil, metadataError{CodeMalformed, "must be valid JSON"}
 	}
 	return out, nil
 }
@@ -175,13 +218,13 @@ func decodeJSON(raw []byte) (any, error) {
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil, metadataError("must be valid JSON")
+		return nil, metadataError{CodeMalformed, "must be valid JSON"}
 	}
 	// d.More is not enough here: it reports false before a stray ']' or
 	// '}', so `{}]` would pass. Anything but the end of input is trailing
 	// data.
 	if _, err := d.Token(); err != io.EOF {
-		return nil, metadataError("must be a single JSON object")
+		return nil, metadataError{CodeNotObject, "must be a single JSON object"}
 	}
 	return v, nil
 }

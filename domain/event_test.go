@@ -425,12 +425,15 @@ func TestValidationErrorHelpers(t *testing.T) {
 	if none.OrNil() != nil || (&domain.ValidationError{}).OrNil() != nil {
 		t.Error("OrNil of no fields is not nil")
 	}
-	ve := domain.Invalid("a", "bad %d", 1)
-	ve.Add("b", "worse %s", "x")
+	ve := domain.Invalid("a", domain.CodeMalformed, "bad %d", 1)
+	ve.Add("b", domain.CodeOutOfRange, "worse %s", "x")
 	p := ve.Prefix("events[3].")
 	assertFields(t, p, field{"events[3].a", "bad 1"}, field{"events[3].b", "worse x"})
 	if ve.Fields[0].Field != "a" {
 		t.Error("Prefix changed the original")
+	}
+	if p.Fields[0].Code != domain.CodeMalformed || p.Fields[1].Code != domain.CodeOutOfRange {
+		t.Errorf("Prefix lost the codes: %+v", p.Fields)
 	}
 	if got := ve.Error(); got != "invalid input: a: bad 1; b: worse x" {
 		t.Errorf("Error() = %q", got)

@@ -198,11 +198,12 @@ func containsAction(as []domain.Action, a domain.Action) bool {
 
 func FuzzFilter(f *testing.F) {
 	c := domain.Cursor{Time: nowNorm, ID: domain.NewID(now), TimeField: domain.ByOccurredAt, Order: domain.Asc}
-	f.Add(int64(1), "login", "DONE", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", "occurred_at", "asc", "10", c.Encode())
-	f.Add(int64(-1), "", "", "", "", "", "", "", "")
-	f.Add(int64(0), "!", "x", "a", "b", "c", "d", "+", "e")
-	f.Fuzz(func(t *testing.T, user int64, action, status, from, to, tf, order, limit, cursor string) {
-		q := domain.Query{UserID: user, Status: status, From: from, To: to, TimeField: tf, Order: order, Limit: limit, Cursor: cursor}
+	f.Add("1", "login", "DONE", "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", "occurred_at", "asc", "10", c.Encode(), "")
+	f.Add("-1", "", "", "", "", "", "", "", "", "")
+	f.Add("", "!", "x", "a", "b", "c", "d", "+", "e", "-1")
+	f.Add("1e3", "", "", "", "", "", "", "", "", "1000000001")
+	f.Fuzz(func(t *testing.T, user, action, status, from, to, tf, order, limit, cursor, offset string) {
+		q := domain.Query{UserID: user, Status: status, From: from, To: to, TimeField: tf, Order: order, Limit: limit, Cursor: cursor, Offset: offset}
 		if action != "" {
 			q.Actions = []string{action}
 		}
@@ -213,7 +214,7 @@ func FuzzFilter(f *testing.F) {
 			}
 			return
 		}
-		if flt.Limit < 1 || flt.Limit > domain.MaxLimit || flt.UserID < 0 {
+		if flt.Limit < 1 || flt.Limit > domain.MaxLimit || flt.UserID < 0 || flt.Offset < 0 || flt.Offset > domain.MaxOffset {
 			t.Fatalf("accepted filter %+v", flt)
 		}
 		if !flt.From.IsZero() && !flt.To.IsZero() && flt.From.After(flt.To) {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -116,9 +117,10 @@ func DecodeCursor(s string) (Cursor, error) {
 }
 
 // Query is a listing request as a client states it, before validation.
-// Zero values mean "not sent".
+// Zero values mean "not sent". The predecessors' surfaces state their
+// differences as options: Offset paging and an inclusive To.
 type Query struct {
-	UserID    int64
+	UserID    string // decimal, as sent
 	Actions   []string
 	Status    string
 	From, To  string // RFC 3339
@@ -126,15 +128,28 @@ type Query struct {
 	Order     string
 	Limit     string
 	Cursor    string
+	// Offset skips that many events before the page (decimal, as sent);
+	// it cannot be combined with Cursor.
+	Offset string
+	// ToInclusive makes To inclusive: the events at To are in the range.
+	ToInclusive bool
 }
+
+// MaxActionFilters bounds how many actions one listing may name.
+const MaxActionFilters = 100
+
+// MaxOffset bounds offset paging (it keeps Limit+Offset within 32 bits).
+const MaxOffset = 1_000_000_000
 
 // Filter validates q and returns the filter it describes, reporting every
 // bad parameter by name.
 func (l Limits) Filter(q Query) (Filter, error) {
 	ve := &ValidationError{}
-	f := Filter{UserID: q.UserID, TimeField: ByRecordedAt}
-	if q.UserID < 0 {
-		ve.Add("user_id", "must be a positive integer")
+	f := Filter{TimeField: ByRecordedAt}
+	f.UserID = ve.userID(q.UserID)
+	if len(q.Actions) > MaxActionFilters {
+		ve.Add("action", CodeTooMany, "must name at most %d actions", MaxActionFilters)
+		q.Actions = nil
 	}
 	seen := map[Action]bool{}
 	for _, s := range q.Actions {
@@ -142,7 +157,7 @@ func (l Limits) Filter(q Query) (Filter, error) {
 		// vocabulary: old events keep their action.
 		a, err := AnyAction().ParseAction("action", s)
 		if err != nil {
-			ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
+			ve.Merge(err)
 			continue
 		}
 		if !seen[a] {
@@ -152,9 +167,7 @@ func (l Limits) Filter(q Query) (Filter, error) {
 	}
 	if q.Status != "" {
 		st, err := ParseStatus("status", q.Status)
-		if err != nil {
-			ve.Fields = append(ve.Fields, err.(*ValidationError).Fields...)
-		}
+		ve.Merge(err)
 		f.Status = st
 	}
 	f.From, f.To = ve.timeRange(q.From, q.To)
@@ -163,7 +176,7 @@ func (l Limits) Filter(q Query) (Filter, error) {
 	case ByOccurredAt:
 		f.TimeField = ByOccurredAt
 	default:
-		ve.Add("time_field", "must be recorded_at or occurred_at")
+		ve.Add("time_field", CodeNotOneOf, "must be recorded_at or occurred_at")
 	}
 	f.Order = ve.order(q.Order)
 	f.Limit = ve.limit(q.Limit)
@@ -171,20 +184,36 @@ func (l Limits) Filter(q Query) (Filter, error) {
 		c, err := DecodeCursor(q.Cursor)
 		switch {
 		case err != nil:
-			ve.Add("cursor", "is not a cursor this service issued")
+			ve.Add("cursor", CodeMalformed, "is not a cursor this service issued")
 		case c.TimeField != f.TimeField || c.Order != f.Order:
-			ve.Add("cursor", "was issued for another order or time_field")
+			ve.Add("cursor", CodeConflict, "was issued for another order or time_field")
 		default:
 			f.After = &c
+		}
+	}
+	if q.Offset != "" {
+		n, ok := parseSmallInt(q.Offset)
+		switch {
+		case !ok || n < 0 || n > MaxOffset:
+			ve.Add("offset", CodeOutOfRange, "must be an integer from 0 to %d", MaxOffset)
+		case q.Cursor != "":
+			ve.Add("offset", CodeConflict, "cannot be combined with cursor")
+		default:
+			f.Offset = n
 		}
 	}
 	if err := ve.OrNil(); err != nil {
 		return Filter{}, err
 	}
+	if q.ToInclusive && !f.To.IsZero() {
+		// Times are kept at Precision, so "at or before to" is "before to
+		// + one unit".
+		f.To = f.To.Add(Precision)
+	}
 	return f, nil
 }
 
-// parseSmallInt parses a decimal integer of at most 9 digits, with an
+// parseSmallInt parses a decimal integer of at most 10 digits, with an
 // optional sign.
 func parseSmallInt(s string) (int, bool) {
 	neg := false
@@ -192,7 +221,7 @@ func parseSmallInt(s string) (int, bool) {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
-	if s == "" || len(s) > 9 {
+	if s == "" || len(s) > 10 {
 		return 0, false
 	}
 	n := 0
@@ -211,6 +240,26 @@ func parseSmallInt(s string) (int, bool) {
 // The parameter rules every listing shares (events and activity counts),
 // each adding its complaint to ve.
 
+// userID parses a user id sent as a decimal ("" is 0: not sent).
+func (ve *ValidationError) userID(s string) int64 {
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		ve.Add("user_id", CodeOutOfRange, "must be a positive integer")
+		return 0
+	}
+	return n
+}
+
+// ParseUserID parses a user id in canonical form (decimal, no sign or
+// leading zero), as a path names a user; ok is false for anything else.
+func ParseUserID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0 && strconv.FormatInt(n, 10) == s
+}
+
 // timeRange parses from and to (RFC 3339, optional) and checks their order.
 func (ve *ValidationError) timeRange(from, to string) (f, t time.Time) {
 	parse := func(name, s string) time.Time {
@@ -219,13 +268,13 @@ func (ve *ValidationError) timeRange(from, to string) (f, t time.Time) {
 		}
 		v, err := ParseTime(s)
 		if err != nil {
-			ve.Add(name, "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
+			ve.Add(name, CodeMalformed, "must be an RFC 3339 time (a '+' offset must be URL-encoded as %%2B)")
 		}
 		return v
 	}
 	f, t = parse("from", from), parse("to", to)
 	if !f.IsZero() && !t.IsZero() && f.After(t) {
-		ve.Add("from", "must not be after to")
+		ve.Add("from", CodeConflict, "must not be after to")
 	}
 	return f, t
 }
@@ -237,7 +286,7 @@ func (ve *ValidationError) order(s string) Order {
 	case Asc:
 		return Asc
 	default:
-		ve.Add("order", "must be desc or asc")
+		ve.Add("order", CodeNotOneOf, "must be desc or asc")
 	}
 	return Desc
 }
@@ -249,7 +298,7 @@ func (ve *ValidationError) limit(s string) int {
 	}
 	n, ok := parseSmallInt(s)
 	if !ok || n < 1 || n > MaxLimit {
-		ve.Add("limit", "must be an integer from 1 to %d", MaxLimit)
+		ve.Add("limit", CodeOutOfRange, "must be an integer from 1 to %d", MaxLimit)
 	}
 	return n
 }

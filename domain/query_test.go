@@ -100,12 +100,12 @@ func TestFilterParameters(t *testing.T) {
 		check func(t *testing.T, f domain.Filter) // nil when invalid
 		bad   []field
 	}{
-		{"user", domain.Query{UserID: 42}, func(t *testing.T, f domain.Filter) {
+		{"user", domain.Query{UserID: "42"}, func(t *testing.T, f domain.Filter) {
 			if f.UserID != 42 {
 				t.Errorf("UserID = %d", f.UserID)
 			}
 		}, nil},
-		{"negative user", domain.Query{UserID: -1}, nil, []field{{"user_id", "positive"}}},
+		{"negative user", domain.Query{UserID: "-1"}, nil, []field{{"user_id", "positive"}}},
 		{"actions normalised, deduplicated, beyond vocabulary", domain.Query{Actions: []string{"LOGIN", "login", "retired_action", "Viewed"}}, func(t *testing.T, f domain.Filter) {
 			if want := []domain.Action{"login", "retired_action", "viewed"}; !slices.Equal(f.Actions, want) {
 				t.Errorf("Actions = %v, want %v", f.Actions, want)
@@ -183,7 +183,7 @@ func TestFilterParameters(t *testing.T) {
 		{"desc cursor with asc", domain.Query{Order: "asc", Cursor: descCursor.Encode()}, nil, []field{{"cursor", "another order"}}},
 		{"cursor for another time_field", domain.Query{Cursor: occCursor.Encode()}, nil, []field{{"cursor", "time_field"}}},
 		{"every parameter bad at once", domain.Query{
-			UserID: -5, Actions: []string{"!"}, Status: "x", From: "a", To: "b",
+			UserID: "-5", Actions: []string{"!"}, Status: "x", From: "a", To: "b",
 			TimeField: "c", Order: "d", Limit: "e", Cursor: "f",
 		}, nil, []field{
 			{"user_id", ""}, {"action", ""}, {"status", ""}, {"from", ""}, {"to", ""},

@@ -22,9 +22,9 @@ func ParseStatus(field, s string) (Status, error) {
 	case StatusPending, StatusInProgress, StatusDone:
 		return st, nil
 	case "":
-		return "", Invalid(field, "is required")
+		return "", Invalid(field, CodeRequired, "is required")
 	}
-	return "", Invalid(field, "must be one of PENDING, IN_PROGRESS, DONE")
+	return "", Invalid(field, CodeNotOneOf, "must be one of PENDING, IN_PROGRESS, DONE")
 }
 
 // Next returns the one status this one may move to, and false for DONE.

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -191,7 +190,7 @@ func compatQuery(r *http.Request, known ...string) (url.Values, error) {
 	fe := &fieldErrors{}
 	for _, name := range known {
 		if len(vals[name]) > 1 {
-			fe.add(name, "must be given at most once")
+			fe.add(name, codeRepeated, "must be given at most once")
 		}
 	}
 	if err := fe.err("the query string is not valid"); err != nil {
@@ -200,53 +199,15 @@ func compatQuery(r *http.Request, known ...string) (url.Values, error) {
 	return vals, nil
 }
 
-// maxOffset bounds offset paging (it keeps limit+offset within 32 bits).
-const maxOffset = 1_000_000_000
-
-// parseOffset reads the offset parameter; "" is 0.
-func parseOffset(s string) (int, error) {
-	if s == "" {
-		return 0, nil
+// compatWindow is the query of a predecessor's listing: from, to, limit
+// and offset as sent, in the predecessors' window: on recorded_at, oldest
+// first (ties by id, so offset paging is stable), to inclusive. The same
+// use case as /v1 validates and authorises it (a non-admin sees only its
+// own events).
+func compatWindow(vals url.Values) domain.Query {
+	return domain.Query{
+		From: vals.Get("from"), To: vals.Get("to"), ToInclusive: true,
+		Limit: vals.Get("limit"), Offset: vals.Get("offset"),
+		TimeField: string(domain.ByRecordedAt), Order: string(domain.Asc),
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > maxOffset {
-		return 0, domain.Invalid("offset", "must be an integer from 0 to %d", maxOffset)
-	}
-	return int(n), nil
-}
-
-// compatFilter builds the filter of a predecessor's listing: q is
-// validated and authorised by the same use case as /v1 (a non-admin sees
-// only its own events), then adjusted to the predecessors' window: on
-// recorded_at, oldest first (ties by id, so offset paging is stable), `to`
-// inclusive, and an offset.
-func (s *Server) compatFilter(p domain.Principal, q domain.Query, offset string) (domain.Filter, error) {
-	q.TimeField, q.Order = string(domain.ByRecordedAt), string(domain.Asc)
-	f, err := s.events.Filter(p, q)
-	n, oerr := parseOffset(offset)
-	var ve *domain.ValidationError
-	switch {
-	case err != nil && oerr != nil && errors.As(err, &ve):
-		all := &domain.ValidationError{Fields: slices.Clone(ve.Fields)}
-		all.Fields = append(all.Fields, oerr.(*domain.ValidationError).Fields...)
-		return domain.Filter{}, all
-	case err != nil:
-		return domain.Filter{}, err
-	case oerr != nil:
-		return domain.Filter{}, oerr
-	}
-	f.Offset = n
-	if !f.To.IsZero() {
-		// Times are kept at domain.Precision, so "at or before to" is
-		// "before to + one unit".
-		f.To = f.To.Add(domain.Precision)
-	}
-	return f, nil
-}
-
-// pathUserID reads a user id from a path segment; ok is false for anything
-// but a positive int64 in canonical decimal form.
-func pathUserID(raw string) (int64, bool) {
-	uid, err := strconv.ParseInt(raw, 10, 64)
-	return uid, err == nil && uid > 0 && strconv.FormatInt(uid, 10) == raw
 }

@@ -46,16 +46,12 @@ type trackingEventJSON struct {
 }
 
 func renderTrackingEvent(e domain.Event) trackingEventJSON {
-	md := e.Metadata
-	if len(md) == 0 {
-		md = json.RawMessage("{}")
-	}
 	return trackingEventJSON{
 		ID:        e.ID.String(),
 		UserID:    e.UserID,
 		Timestamp: domain.FormatTime(e.OccurredAt),
 		Action:    string(e.Action),
-		Metadata:  md,
+		Metadata:  e.MetadataOrEmpty(),
 	}
 }
 
@@ -93,12 +89,13 @@ func (s *Server) trackingCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	fe := &fieldErrors{}
-	in, missing := decodeTrackingEvent(body, fe)
+	in := decodeTrackingEvent(body, fe)
 	if err := fe.err("the request body is not a valid event"); err != nil {
 		s.trackingFail(w, r, asBodyError(err))
 		return
 	}
-	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in, key)
+	in.IdempotencyKey = key
+	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in)
 	if err != nil {
 		if errors.Is(err, domain.ErrIDConflict) {
 			err = &blamed{err: err, field: "Idempotency-Key"}
@@ -107,8 +104,8 @@ func (s *Server) trackingCreate(w http.ResponseWriter, r *http.Request) {
 			if f.Field == "occurred_at" {
 				f.Field = "event_action_timestamp"
 			}
-			if why, ok := missing[f.Field]; ok {
-				f.Message = why
+			if f.Field == "metadata" && f.Code == domain.CodeRequired {
+				f.Message = "is required and must be a JSON object" // the predecessor stored null
 			}
 			return f
 		}))
@@ -121,61 +118,40 @@ func (s *Server) trackingCreate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, status, trackingCreatedJSON{CreatedAt: domain.FormatTime(e.RecordedAt), ID: e.ID.String()})
 }
 
-// missingMetadata stands in for a metadata member missing or null: the
-// domain reads those as {}, this surface requires an object (the
-// predecessor stored null), and a JSON string fails the domain's own
-// object rule.
-var missingMetadata = json.RawMessage(`"(missing)"`)
-
 // decodeTrackingEvent decodes the body of POST /api/event. JSON type
-// errors go to fe (400 "Invalid request body"). A required member missing
-// or null is replaced by a stand-in the domain rejects, so that the use
-// case checks the credential's scope first and then reports it together
-// with every other broken rule (400 "Validation failed"); missing maps each
-// such field, by this surface's name for it, to the message to show
-// instead of the domain's.
-func decodeTrackingEvent(raw json.RawMessage, fe *fieldErrors) (domain.NewEvent, map[string]string) {
-	var in domain.NewEvent
+// errors go to fe (400 "Invalid request body"). Every member but action is
+// Required (action is always): one missing or null is the domain's to
+// report, after the use case has checked the credential's scope, together
+// with every other broken rule (400 "Validation failed").
+func decodeTrackingEvent(raw json.RawMessage, fe *fieldErrors) domain.NewEvent {
+	in := domain.NewEvent{Required: domain.MemberUserID | domain.MemberOccurredAt | domain.MemberMetadata}
 	ms, ok := members(raw, "", fe)
 	if !ok {
-		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
-		return in, nil
+		return in
 	}
-	sent := map[string]bool{}
 	for _, m := range ms {
+		var sent domain.Members
 		switch m.name {
 		case "user_id":
 			in.UserID = userIDMember(m, "", fe)
+			sent = domain.MemberUserID
 		case "event_action_timestamp":
-			if s, ok := stringMember(m, "", fe); ok {
-				in.OccurredAt = nonEmpty(s, m)
-			}
+			in.OccurredAt, _ = stringMember(m, "", fe)
+			sent = domain.MemberOccurredAt
 		case "action":
 			in.Action, _ = stringMember(m, "", fe)
+			sent = domain.MemberAction
 		case "metadata":
 			in.Metadata = m.value
+			sent = domain.MemberMetadata
 		default:
 			continue
 		}
-		sent[m.name] = !isNull(m.value)
+		if !isNull(m.value) {
+			in.Sent |= sent
+		}
 	}
-	missing := map[string]string{}
-	if !sent["user_id"] {
-		in.UserID = invalidUserID
-		missing["user_id"] = "is required"
-	}
-	if !sent["event_action_timestamp"] {
-		in.OccurredAt = invalidText
-		missing["event_action_timestamp"] = "is required"
-	}
-	if !sent["action"] {
-		in.Action = "" // the domain's own "is required"
-	}
-	if !sent["metadata"] {
-		in.Metadata = missingMetadata
-		missing["metadata"] = "is required and must be a JSON object"
-	}
-	return in, missing
+	return in
 }
 
 // trackingList is GET /api/events: the events recorded (stored) between
@@ -188,17 +164,15 @@ func (s *Server) trackingList(w http.ResponseWriter, r *http.Request) {
 		s.trackingFail(w, r, err)
 		return
 	}
-	q := domain.Query{From: vals.Get("from"), To: vals.Get("to"), Limit: vals.Get("limit")}
-	if v := vals.Get("user_id"); v != "" {
-		q.UserID = parseUserID(v)
-	}
+	q := compatWindow(vals)
+	q.UserID = vals.Get("user_id")
 	switch q.Limit {
 	case "":
 		q.Limit = strconv.Itoa(trackingDefaultLimit)
 	case "-1":
 		q.Limit = strconv.Itoa(domain.MaxLimit)
 	}
-	f, err := s.compatFilter(principalFrom(r.Context()), q, vals.Get("offset"))
+	l, err := s.events.List(r.Context(), principalFrom(r.Context()), q, trackingView.name)
 	if err != nil {
 		s.trackingFail(w, r, renameFields(err, func(f domain.FieldError) domain.FieldError {
 			if f.Field == "limit" {
@@ -208,16 +182,11 @@ func (s *Server) trackingList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	b, res, err := s.events.ListView(r.Context(), f, trackingView)
-	if err != nil {
-		s.trackingFail(w, r, err)
-		return
-	}
-	s.writeList(w, b, res)
+	writeListing(s, w, r, l, trackingView, s.trackingFail)
 }
 
 // trackingView renders GET /api/events: a bare array, [] when empty.
-var trackingView = view("tracking", func(page domain.Page) []trackingEventJSON {
+var trackingView = jsonView("tracking", func(page domain.Page) []trackingEventJSON {
 	out := make([]trackingEventJSON, len(page.Events))
 	for i, e := range page.Events {
 		out[i] = renderTrackingEvent(e)

@@ -18,6 +18,7 @@ package httpapi
 // transition the workflow forbids (409 on /v1).
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -48,16 +49,12 @@ type logJSON struct {
 }
 
 func renderLog(e domain.Event) logJSON {
-	md := e.Metadata
-	if len(md) == 0 {
-		md = json.RawMessage("{}")
-	}
 	return logJSON{
 		ID:        e.ID.String(),
 		User:      e.UserID,
 		Action:    strings.ToUpper(string(e.Action)), // ASCII: actions are [a-z0-9_.:-]
 		Timestamp: domain.FormatTime(e.RecordedAt),
-		Metadata:  md,
+		Metadata:  e.MetadataOrEmpty(),
 		Status:    string(e.Status),
 	}
 }
@@ -120,7 +117,8 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalFrom(r.Context())
 	in.UserID = p.UserID
-	e, created, err := s.events.Record(r.Context(), p, in, key)
+	in.IdempotencyKey = key
+	e, created, err := s.events.Record(r.Context(), p, in)
 	if err != nil {
 		if errors.Is(err, domain.ErrIDConflict) {
 			err = &blamed{err: err, field: "Idempotency-Key"}
@@ -129,7 +127,7 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 		// bound to no user.
 		s.logsFail(w, r, renameFields(err, func(f domain.FieldError) domain.FieldError {
 			if f.Field == "user_id" {
-				return domain.FieldError{Field: "user", Message: "this credential is bound to no user, and this route " +
+				return domain.FieldError{Field: "user", Code: f.Code, Message: "this credential is bound to no user, and this route " +
 					"records for the authenticated user only: use that user's credential, or POST /v1/events with a user_id"}
 			}
 			return f
@@ -149,7 +147,6 @@ func decodeLogEntry(raw json.RawMessage, fe *fieldErrors) domain.NewEvent {
 	var in domain.NewEvent
 	ms, ok := members(raw, "", fe)
 	if !ok {
-		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
 		return in
 	}
 	for _, m := range ms {
@@ -172,10 +169,9 @@ const logsDefaultLimit = domain.MaxLimit
 // inclusive, RFC 3339 times or dates (a date end means the whole day). A
 // non-admin may list only its own logs (403 otherwise).
 func (s *Server) logsList(w http.ResponseWriter, r *http.Request) {
-	uid, ok := pathUserID(chi.URLParam(r, "user_id"))
-	if !ok {
-		s.logsFail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound,
-			detail: "there is no such user: a user id is a positive integer"})
+	user, err := pathUser(r)
+	if err != nil {
+		s.logsFail(w, r, err)
 		return
 	}
 	vals, err := compatQuery(r, "action", "start", "end", "from", "to", "limit", "offset")
@@ -190,22 +186,25 @@ func (s *Server) logsList(w http.ResponseWriter, r *http.Request) {
 		s.logsFail(w, r, err)
 		return
 	}
-	q := domain.Query{UserID: uid, From: logsTime(from, false), To: logsTime(to, true), Limit: vals.Get("limit")}
+	q := compatWindow(vals)
+	q.UserID, q.From, q.To = user, logsTime(from, false), logsTime(to, true)
 	if q.Limit == "" {
 		q.Limit = strconv.Itoa(logsDefaultLimit)
 	}
 	if a := vals.Get("action"); a != "" {
 		q.Actions = []string{a} // case-insensitive: the domain lowers it
 	}
-	f, err := s.compatFilter(principalFrom(r.Context()), q, vals.Get("offset"))
+	l, err := s.events.List(r.Context(), principalFrom(r.Context()), q, logsView.name)
 	if err != nil {
 		s.logsFail(w, r, renameFields(err, func(fe domain.FieldError) domain.FieldError {
 			switch fe.Field {
 			case "from", "to":
-				if strings.HasPrefix(fe.Message, "must be an RFC 3339 time") {
+				switch fe.Code {
+				case domain.CodeMalformed:
 					fe.Message = "must be an RFC 3339 time or a date (YYYY-MM-DD); a '+' offset must be URL-encoded as %2B"
+				case domain.CodeConflict: // from after to
+					fe.Message = "must not be after " + toName
 				}
-				fe.Message = strings.Replace(fe.Message, "after to", "after "+toName, 1)
 				if fe.Field == "from" {
 					fe.Field = fromName
 				} else {
@@ -216,16 +215,11 @@ func (s *Server) logsList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	b, res, err := s.events.ListView(r.Context(), f, logsView)
-	if err != nil {
-		s.logsFail(w, r, err)
-		return
-	}
-	s.writeList(w, b, res)
+	writeListing(s, w, r, l, logsView, s.logsFail)
 }
 
 // logsView renders GET /api/logs/{user_id}: a bare array, [] when empty.
-var logsView = view("logs", func(page domain.Page) []logJSON {
+var logsView = jsonView("logs", func(page domain.Page) []logJSON {
 	out := make([]logJSON, len(page.Events))
 	for i, e := range page.Events {
 		out[i] = renderLog(e)
@@ -238,7 +232,7 @@ var logsView = view("logs", func(page domain.Page) []logJSON {
 func logsParam(a, b, aName, bName string, ve *domain.ValidationError) (string, string) {
 	switch {
 	case a != "" && b != "":
-		ve.Add(aName, "give %s or %s, not both", aName, bName)
+		ve.Add(aName, domain.CodeConflict, "give %s or %s, not both", aName, bName)
 		return aName, a
 	case b != "":
 		return bName, b
@@ -291,12 +285,12 @@ func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeLogStatus decodes {"status":"..."}. A status that is not a string
-// becomes invalidText, which the domain rejects as it rejects an unknown
-// status (after checking the credential's scope).
+// is passed on as the JSON text sent (5, true, {}), which no status is
+// spelt as: the domain rejects it as it rejects an unknown status, after
+// checking the credential's scope.
 func decodeLogStatus(raw json.RawMessage, fe *fieldErrors) string {
 	ms, ok := members(raw, "", fe)
 	if !ok {
-		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
 		return ""
 	}
 	var status string
@@ -307,11 +301,11 @@ func decodeLogStatus(raw json.RawMessage, fe *fieldErrors) string {
 		switch jsonKind(m.value) {
 		case "a string":
 			if err := json.Unmarshal(m.value, &status); err != nil {
-				status = invalidText
+				status = string(m.value)
 			}
 		case "null":
 		default:
-			status = invalidText
+			status = string(bytes.TrimSpace(m.value))
 		}
 	}
 	return status

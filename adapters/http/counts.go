@@ -4,11 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
-	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -50,9 +46,7 @@ func renderCountPage(p domain.CountPage) countPageJSON {
 }
 
 // v1CountView renders /v1 count listings.
-var v1CountView = app.CountView{Name: "v1counts", Render: func(p domain.CountPage) ([]byte, error) {
-	return encode(renderCountPage(p))
-}}
+var v1CountView = jsonView("v1counts", renderCountPage)
 
 // windowJSON is a counting window.
 type windowJSON struct {
@@ -74,9 +68,7 @@ var (
 
 func countQuery(vals url.Values) domain.CountQuery {
 	var q domain.CountQuery
-	if s := vals.Get("user_id"); s != "" {
-		q.UserID = parseUserID(s)
-	}
+	q.UserID = vals.Get("user_id")
 	q.From = vals.Get("from")
 	q.To = vals.Get("to")
 	q.Order = vals.Get("order")
@@ -97,11 +89,9 @@ func (s *Server) listCounts(w http.ResponseWriter, r *http.Request) {
 
 // listUserCounts is GET /v1/users/{user_id}/activity-counts.
 func (s *Server) listUserCounts(w http.ResponseWriter, r *http.Request) {
-	raw := chi.URLParam(r, "user_id")
-	uid, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || uid <= 0 || strconv.FormatInt(uid, 10) != raw {
-		s.fail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound,
-			detail: "there is no such user: a user id is a positive integer"})
+	user, err := pathUser(r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	vals, err := parseQuery(r, userCountParams)
@@ -110,22 +100,17 @@ func (s *Server) listUserCounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := countQuery(vals)
-	q.UserID = uid
+	q.UserID = user
 	s.counts(w, r, q)
 }
 
 func (s *Server) counts(w http.ResponseWriter, r *http.Request, q domain.CountQuery) {
-	f, err := s.countUC.Filter(principalFrom(r.Context()), q)
+	l, err := s.countUC.List(r.Context(), principalFrom(r.Context()), q, v1CountView.name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	b, res, err := s.countUC.ListView(r.Context(), f, v1CountView)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeList(w, b, res)
+	writeListing(s, w, r, l, v1CountView, s.fail)
 }
 
 // runCounts is POST /v1/activity-counts/runs: an admin has the windows
@@ -146,12 +131,13 @@ func (s *Server) runCounts(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			defer done()
 			fe := &fieldErrors{}
-			ms, ok := members(body, "", fe)
-			if !ok {
-				fe.add("(body)", "must be an empty JSON object or absent, not %s", jsonKind(body))
-			}
-			for _, m := range ms {
-				fe.add(fieldName("", m.name), "is not a known field (this request takes none)")
+			if k := jsonKind(body); k != "an object" {
+				fe.add("(body)", codeWrongType, "must be an empty JSON object or absent, not %s", k)
+			} else {
+				ms, _ := members(body, "", fe)
+				for _, m := range ms {
+					fe.add(fieldName("", m.name), codeUnknownField, "is not a known field (this request takes none)")
+				}
 			}
 			if err := fe.err("the request body is not valid"); err != nil {
 				s.fail(w, r, err)

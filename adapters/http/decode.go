@@ -28,17 +28,13 @@ import (
 // maxFieldProblems caps how many field problems one 400 lists.
 const maxFieldProblems = 50
 
-// invalidText stands in for a string member sent empty where the domain
-// treats empty as "not sent" (id, occurred_at): it fails the domain's own
-// check, so the field is reported with the domain's message, in the
-// domain's order of checks.
-const invalidText = "\x00"
-
-// invalidUserID stands in for a user_id that is a number but not a
-// positive int64 (0, -3, 1.5, 1e3, 2^63): domain.NewEvent and domain.Query
-// read 0 as "not sent", and the domain rejects every value ≤ 0 with its
-// own message.
-const invalidUserID int64 = -1
+// The rules a request's shape can break (a 400), beside the domain's
+// codes for the rules its values break (a 422).
+const (
+	codeWrongType    domain.Code = "wrong_type"    // a member or body of another JSON type
+	codeUnknownField domain.Code = "unknown_field" // a member or parameter the resource does not take
+	codeRepeated     domain.Code = "repeated"      // given more than once
+)
 
 var errEmptyBody = badRequest("the request body is empty; send a JSON object")
 
@@ -112,7 +108,7 @@ func syntaxProblem(body []byte) error {
 func checkContentType(r *http.Request) error {
 	unsupported := func(header, detail string) error {
 		return &httpError{status: http.StatusUnsupportedMediaType, slug: slugUnsupportedMediaType, detail: detail,
-			fields: []fieldProblem{{Field: header, Message: detail}}}
+			fields: []fieldProblem{{Field: header, Code: domain.CodeUnsupported, Message: detail}}}
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return unsupported("Content-Encoding", "unsupported Content-Encoding "+strconv.Quote(ce)+": send the body uncompressed")
@@ -146,10 +142,10 @@ type fieldErrors struct {
 	total int
 }
 
-func (fe *fieldErrors) add(field, format string, args ...any) {
+func (fe *fieldErrors) add(field string, code domain.Code, format string, args ...any) {
 	fe.total++
 	if len(fe.list) < maxFieldProblems {
-		fe.list = append(fe.list, fieldProblem{Field: field, Message: fmt.Sprintf(format, args...)})
+		fe.list = append(fe.list, fieldProblem{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
 	}
 }
 
@@ -194,10 +190,17 @@ func jsonKind(raw json.RawMessage) string {
 
 func isNull(raw json.RawMessage) bool { return jsonKind(raw) == "null" }
 
-// members splits a valid JSON value into its members if it is an object;
-// ok is false otherwise. A name given twice is reported under path+name.
+// members splits a valid JSON value into its members. A value that is not
+// an object is reported (as "(body)" at the top, else under path without
+// its dot) and ok is false; a name given twice is reported under
+// path+name.
 func members(raw json.RawMessage, path string, fe *fieldErrors) (ms []member, ok bool) {
-	if jsonKind(raw) != "an object" {
+	if k := jsonKind(raw); k != "an object" {
+		field := strings.TrimSuffix(path, ".")
+		if field == "" {
+			field = "(body)"
+		}
+		fe.add(field, codeWrongType, "must be a JSON object, not %s", k)
 		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -216,7 +219,7 @@ func members(raw json.RawMessage, path string, fe *fieldErrors) (ms []member, ok
 			return nil, false
 		}
 		if seen[name] {
-			fe.add(fieldName(path, name), "is given more than once")
+			fe.add(fieldName(path, name), codeRepeated, "is given more than once")
 			continue
 		}
 		seen[name] = true
@@ -241,90 +244,75 @@ func stringMember(m member, path string, fe *fieldErrors) (string, bool) {
 	case "a string":
 		var s string
 		if err := json.Unmarshal(m.value, &s); err != nil {
-			fe.add(path+m.name, "must be a string")
+			fe.add(path+m.name, codeWrongType, "must be a string")
 			return "", false
 		}
 		return s, true
 	case "null":
 		return "", true
 	default:
-		fe.add(path+m.name, "must be a string, not %s", k)
+		fe.add(path+m.name, codeWrongType, "must be a string, not %s", k)
 		return "", false
 	}
 }
 
 // userIDMember decodes user_id: a JSON number (or null, "not sent"). A
-// number that is not a positive int64 becomes invalidUserID, for the
-// domain to reject with a 422.
+// number no int64 holds (1.5, 1e3, 2^63) is sent as 0, for the domain to
+// reject with every other value that is not a positive integer.
 func userIDMember(m member, path string, fe *fieldErrors) int64 {
 	switch k := jsonKind(m.value); k {
 	case "a number":
-		return parseUserID(string(bytes.TrimSpace(m.value)))
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(m.value)), 10, 64)
+		if err != nil {
+			return 0 // sent, but no int64: not a positive integer
+		}
+		return n
 	case "null":
 		return 0
 	default:
-		fe.add(path+m.name, "must be an integer, not %s", k)
+		fe.add(path+m.name, codeWrongType, "must be an integer, not %s", k)
 		return 0
 	}
-}
-
-// parseUserID parses a decimal user id; anything but a positive int64 is
-// invalidUserID.
-func parseUserID(s string) int64 {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return invalidUserID
-	}
-	return n
 }
 
 // decodeNewEvent decodes one event of a request body: the whole body of
 // POST /v1/events (path ""), or events[i] of a batch (path "events[i].").
+// in.Sent marks the members sent with a non-null value, so that one sent
+// empty is the domain's to reject rather than read as absent.
 func decodeNewEvent(raw json.RawMessage, path string, fe *fieldErrors) domain.NewEvent {
 	var in domain.NewEvent
 	ms, ok := members(raw, path, fe)
 	if !ok {
-		field := strings.TrimSuffix(path, ".")
-		if field == "" {
-			fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
-		} else {
-			fe.add(field, "must be a JSON object, not %s", jsonKind(raw))
-		}
 		return in
 	}
 	for _, m := range ms {
+		var sent domain.Members
 		switch m.name {
 		case "id":
-			if s, ok := stringMember(m, path, fe); ok {
-				in.ID = nonEmpty(s, m)
-			}
+			in.ID, _ = stringMember(m, path, fe)
+			sent = domain.MemberID
 		case "user_id":
 			in.UserID = userIDMember(m, path, fe)
+			sent = domain.MemberUserID
 		case "action":
 			in.Action, _ = stringMember(m, path, fe)
+			sent = domain.MemberAction
 		case "occurred_at":
-			if s, ok := stringMember(m, path, fe); ok {
-				in.OccurredAt = nonEmpty(s, m)
-			}
+			in.OccurredAt, _ = stringMember(m, path, fe)
+			sent = domain.MemberOccurredAt
 		case "metadata":
 			// Any JSON value: the domain decides what metadata may be (an
 			// object) and says so with a 422.
 			in.Metadata = m.value
+			sent = domain.MemberMetadata
 		default:
-			fe.add(fieldName(path, m.name), "is not a known field (known: id, user_id, action, occurred_at, metadata)")
+			fe.add(fieldName(path, m.name), codeUnknownField, "is not a known field (known: id, user_id, action, occurred_at, metadata)")
+		}
+		if !isNull(m.value) {
+			in.Sent |= sent
 		}
 	}
 	return in
-}
-
-// nonEmpty keeps a string member as sent, except that an empty string
-// that was sent becomes invalidText, so the domain reports it instead of
-// reading it as "not sent".
-func nonEmpty(s string, m member) string {
-	if s == "" && !isNull(m.value) {
-		return invalidText
-	}
-	return s
 }
 
 // decodeBatch decodes {"events":[...]}. It returns the raw items; a
@@ -333,7 +321,6 @@ func nonEmpty(s string, m member) string {
 func decodeBatch(raw json.RawMessage, fe *fieldErrors) []json.RawMessage {
 	ms, ok := members(raw, "", fe)
 	if !ok {
-		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
 		return nil
 	}
 	var items []json.RawMessage
@@ -343,14 +330,14 @@ func decodeBatch(raw json.RawMessage, fe *fieldErrors) []json.RawMessage {
 			switch k := jsonKind(m.value); k {
 			case "an array":
 				if err := json.Unmarshal(m.value, &items); err != nil {
-					fe.add("events", "must be an array of event objects")
+					fe.add("events", codeWrongType, "must be an array of event objects")
 				}
 			case "null":
 			default:
-				fe.add("events", "must be an array of event objects, not %s", k)
+				fe.add("events", codeWrongType, "must be an array of event objects, not %s", k)
 			}
 		default:
-			fe.add(fieldName("", m.name), "is not a known field (known: events)")
+			fe.add(fieldName("", m.name), codeUnknownField, "is not a known field (known: events)")
 		}
 	}
 	return items
@@ -360,7 +347,6 @@ func decodeBatch(raw json.RawMessage, fe *fieldErrors) []json.RawMessage {
 func decodeStatusChange(raw json.RawMessage, fe *fieldErrors) string {
 	ms, ok := members(raw, "", fe)
 	if !ok {
-		fe.add("(body)", "must be a JSON object, not %s", jsonKind(raw))
 		return ""
 	}
 	var status string
@@ -369,7 +355,7 @@ func decodeStatusChange(raw json.RawMessage, fe *fieldErrors) string {
 		case "status":
 			status, _ = stringMember(m, "", fe)
 		default:
-			fe.add(fieldName("", m.name), "is not a known field (known: status)")
+			fe.add(fieldName("", m.name), codeUnknownField, "is not a known field (known: status)")
 		}
 	}
 	return status
@@ -377,9 +363,6 @@ func decodeStatusChange(raw json.RawMessage, fe *fieldErrors) string {
 
 // The query parameters of the event listings.
 var listParams = []string{"user_id", "action", "status", "from", "to", "time_field", "order", "limit", "cursor"}
-
-// maxActionFilters bounds how many actions one listing may name.
-const maxActionFilters = 100
 
 // parseQuery parses the raw query string strictly: it must be well-formed,
 // name only the allowed parameters, and give each at most once (only
@@ -394,12 +377,12 @@ func parseQuery(r *http.Request, allowed []string, repeatable ...string) (url.Va
 		switch {
 		case !slices.Contains(allowed, name):
 			if len(allowed) == 0 {
-				fe.add(fieldName("", name), "is not a known query parameter (this resource takes none)")
+				fe.add(fieldName("", name), codeUnknownField, "is not a known query parameter (this resource takes none)")
 			} else {
-				fe.add(fieldName("", name), "is not a known query parameter (known: %s)", strings.Join(allowed, ", "))
+				fe.add(fieldName("", name), codeUnknownField, "is not a known query parameter (known: %s)", strings.Join(allowed, ", "))
 			}
 		case len(vals[name]) > 1 && !slices.Contains(repeatable, name):
-			fe.add(name, "must be given at most once")
+			fe.add(name, codeRepeated, "must be given at most once")
 		}
 	}
 	if err := fe.err("the query string is not valid"); err != nil {
@@ -411,21 +394,8 @@ func parseQuery(r *http.Request, allowed []string, repeatable ...string) (url.Va
 // listQuery turns the parameters of an event listing into a domain.Query.
 // An empty parameter is "not sent". action may be repeated and may hold a
 // comma-separated list.
-func listQuery(vals url.Values) (domain.Query, error) {
-	var q domain.Query
-	if s := vals.Get("user_id"); s != "" {
-		q.UserID = parseUserID(s)
-	}
-	for _, v := range vals["action"] {
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.Trim(a, " "); a != "" { // "login, logout"
-				q.Actions = append(q.Actions, a)
-			}
-		}
-	}
-	if len(q.Actions) > maxActionFilters {
-		return domain.Query{}, domain.Invalid("action", "must name at most %d actions", maxActionFilters)
-	}
+func listQuery(vals url.Values) domain.Query {
+	q := domain.Query{UserID: vals.Get("user_id"), Actions: actions(vals["action"])}
 	q.Status = vals.Get("status")
 	q.From = vals.Get("from")
 	q.To = vals.Get("to")
@@ -433,5 +403,19 @@ func listQuery(vals url.Values) (domain.Query, error) {
 	q.Order = vals.Get("order")
 	q.Limit = vals.Get("limit")
 	q.Cursor = vals.Get("cursor")
-	return q, nil
+	return q
+}
+
+// actions splits the action parameters, each a comma-separated list
+// ("login, logout").
+func actions(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.Trim(a, " "); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }

@@ -28,10 +28,6 @@ type eventJSON struct {
 }
 
 func renderEvent(e domain.Event) eventJSON {
-	md := e.Metadata
-	if len(md) == 0 {
-		md = json.RawMessage("{}")
-	}
 	return eventJSON{
 		ID:         e.ID.String(),
 		UserID:     e.UserID,
@@ -40,7 +36,7 @@ func renderEvent(e domain.Event) eventJSON {
 		OccurredAt: domain.FormatTime(e.OccurredAt),
 		RecordedAt: domain.FormatTime(e.RecordedAt),
 		UpdatedAt:  domain.FormatTime(e.UpdatedAt),
-		Metadata:   md,
+		Metadata:   e.MetadataOrEmpty(),
 	}
 }
 
@@ -81,7 +77,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return strings.TrimSpace(vals[0]), nil
 	}
 	return "", badRequest("send at most one Idempotency-Key header",
-		fieldProblem{Field: "Idempotency-Key", Message: "must be given at most once"})
+		fieldProblem{Field: "Idempotency-Key", Code: codeRepeated, Message: "must be given at most once"})
 }
 
 // createEvent is POST /v1/events.
@@ -107,11 +103,12 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in, key)
+	in.IdempotencyKey = key
+	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in)
 	if err != nil {
 		if errors.Is(err, domain.ErrIDConflict) {
 			field := "id"
-			if in.ID == "" {
+			if !in.Sent.Has(domain.MemberID) {
 				field = "Idempotency-Key"
 			}
 			err = &blamed{err: err, field: field}
@@ -135,7 +132,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(r.Header.Values("Idempotency-Key")) > 0 {
 		s.fail(w, r, badRequest("a batch does not take an Idempotency-Key header; give each event an id to make it idempotent",
-			fieldProblem{Field: "Idempotency-Key", Message: "is not supported on a batch; give each event an id"}))
+			fieldProblem{Field: "Idempotency-Key", Code: codeUnknownField, Message: "is not supported on a batch; give each event an id"}))
 		return
 	}
 	body, done, err := s.readBody(w, r)
@@ -152,7 +149,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(raws) > app.MaxBatch {
 		// Checked before decoding the items, which could be many.
-		s.fail(w, r, domain.Invalid("events", "must hold at most %d events (got %d)", app.MaxBatch, len(raws)))
+		s.fail(w, r, domain.Invalid("events", domain.CodeTooMany, "must hold at most %d events (got %d)", app.MaxBatch, len(raws)))
 		return
 	}
 	ins := make([]domain.NewEvent, len(raws))
@@ -218,12 +215,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	q, err := listQuery(vals)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.list(w, r, q)
+	s.list(w, r, listQuery(vals))
 }
 
 // userListParams are listParams without user_id, which the path names.
@@ -231,11 +223,9 @@ var userListParams = slices.DeleteFunc(slices.Clone(listParams), func(p string) 
 
 // listUserEvents is GET /v1/users/{user_id}/events.
 func (s *Server) listUserEvents(w http.ResponseWriter, r *http.Request) {
-	raw := chi.URLParam(r, "user_id")
-	uid, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || uid <= 0 || strconv.FormatInt(uid, 10) != raw {
-		s.fail(w, r, &httpError{status: http.StatusNotFound, slug: slugNotFound,
-			detail: "there is no such user: a user id is a positive integer"})
+	user, err := pathUser(r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	vals, err := parseQuery(r, userListParams, "action")
@@ -243,31 +233,22 @@ func (s *Server) listUserEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	q, err := listQuery(vals)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q.UserID = uid
+	q := listQuery(vals)
+	q.UserID = user
 	s.list(w, r, q)
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
-	f, err := s.events.Filter(principalFrom(r.Context()), q)
+	l, err := s.events.List(r.Context(), principalFrom(r.Context()), q, v1View.name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	b, res, err := s.events.ListView(r.Context(), f, v1View)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeList(w, b, res)
+	writeListing(s, w, r, l, v1View, s.fail)
 }
 
 // v1View renders /v1 listings.
-var v1View = app.View{Name: "v1", Render: renderPageBytes}
+var v1View = view[domain.Page]{name: "v1", render: renderPageBytes}
 
 // getEvent is GET /v1/events/{id}.
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/activityd/activityd/domain"
 )
 
 // Ambiguous framing (request smuggling). A request whose end two HTTP
@@ -43,7 +45,9 @@ const (
 func framingProblem(r framingReason) problem {
 	var detail string
 	var fields []fieldProblem
-	blame := func(field, msg string) { fields = append(fields, fieldProblem{Field: field, Message: msg}) }
+	blame := func(field, msg string) {
+		fields = append(fields, fieldProblem{Field: field, Code: domain.CodeMalformed, Message: msg})
+	}
 	switch r {
 	case framingBoth:
 		detail = "the request has both Content-Length and Transfer-Encoding, so where it ends is ambiguous; send one of them"

@@ -61,10 +61,12 @@ type problem struct {
 }
 
 // fieldProblem names one field (body member, query parameter or header)
-// to blame.
+// to blame, and the rule it broke: a domain.Code that clients may switch
+// on, and a message for people.
 type fieldProblem struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
+	Field   string      `json:"field"`
+	Code    domain.Code `json:"code"`
+	Message string      `json:"message"`
 }
 
 func newProblem(status int, slug, detail string) problem {
@@ -122,7 +124,7 @@ func (s *Server) problemFor(r *http.Request, err error) problem {
 	case errors.As(err, &ve):
 		p = newProblem(http.StatusUnprocessableEntity, slugValidation, ve.Error())
 		for _, f := range ve.Fields {
-			p.Errors = append(p.Errors, fieldProblem{Field: f.Field, Message: f.Message})
+			p.Errors = append(p.Errors, fieldProblem{Field: f.Field, Code: f.Code, Message: f.Message})
 		}
 	case errors.Is(err, domain.ErrInvalid):
 		p = newProblem(http.StatusUnprocessableEntity, slugValidation, err.Error())
@@ -143,7 +145,7 @@ func (s *Server) problemFor(r *http.Request, err error) problem {
 		p = newProblem(http.StatusNotFound, slugNotFound, "the resource does not exist, or this credential may not see it")
 	case errors.As(err, &te):
 		p = newProblem(http.StatusConflict, slugInvalidTransition, te.Error())
-		p.Errors = []fieldProblem{{Field: "status", Message: te.Error()}}
+		p.Errors = []fieldProblem{{Field: "status", Code: domain.CodeConflict, Message: te.Error()}}
 	case errors.Is(err, domain.ErrInvalidTransition):
 		p = newProblem(http.StatusConflict, slugInvalidTransition, "invalid status transition")
 	case errors.Is(err, domain.ErrStatusConflict):
@@ -156,7 +158,7 @@ func (s *Server) problemFor(r *http.Request, err error) problem {
 	}
 	var b *blamed
 	if len(p.Errors) == 0 && errors.As(err, &b) {
-		p.Errors = []fieldProblem{{Field: b.field, Message: p.Detail}}
+		p.Errors = []fieldProblem{{Field: b.field, Code: domain.CodeConflict, Message: p.Detail}}
 	}
 	return p
 }
@@ -225,12 +227,6 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, c
 func (s *Server) writeList(w http.ResponseWriter, b []byte, res app.CacheResult) {
 	w.Header().Set("X-Cache", string(res))
 	writeRaw(w, http.StatusOK, "application/json", b)
-}
-
-// view makes an app.View whose bytes are the JSON encoding of render's
-// result, exactly as writeJSON would have written it.
-func view[T any](name string, render func(domain.Page) T) app.View {
-	return app.View{Name: name, Render: func(p domain.Page) ([]byte, error) { return encode(render(p)) }}
 }
 
 func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {

@@ -36,11 +36,7 @@ func appendEvent(b []byte, e domain.Event) []byte {
 	b = append(b, `","updated_at":"`...)
 	b = appendTime(b, e.UpdatedAt)
 	b = append(b, `","metadata":`...)
-	if len(e.Metadata) == 0 {
-		b = append(b, "{}"...)
-	} else {
-		b = append(b, e.Metadata...)
-	}
+	b = append(b, e.MetadataOrEmpty()...)
 	return append(b, '}')
 }
 
