@@ -12,6 +12,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -40,7 +41,8 @@ func isUnavailable(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
 		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed" {
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, storage.ErrClosed) ||
+		err.Error() == "sql: database is closed" { // database/sql's own, unexported
 		return true
 	}
 	var ne net.Error

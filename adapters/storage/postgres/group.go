@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
@@ -13,13 +12,10 @@ import (
 	"github.com/activityd/activityd/ports"
 )
 
-// Group commit (docs/performance.md): one INSERT per request tops out at the
-// server's commit rate, so concurrent Creates queue instead, and a flusher
-// stores whatever is queued as one createMany statement, answering each
-// request after that commit. A request that finds a flusher free is
-// stored at once, alone, with no added wait; requests only wait for each
-// other while every flusher is busy, which is exactly when sharing a
-// commit pays.
+// Creates are group-committed (storage.Group): concurrent ones queue, and
+// a flusher stores whatever is queued as one createMany statement,
+// answering each request after that commit; a lone request is stored at
+// once with createSQL.
 
 // maxGroup bounds how many Creates share one statement.
 const maxGroup = 256
@@ -36,53 +32,18 @@ func flushersFor(maxOpen, procs int) int {
 	return min(max(procs, 2), max(maxOpen/4, 1), 8)
 }
 
+// createReq is what a Create asks of the group commit.
 type createReq struct {
-	ctx  context.Context
-	e    domain.Event
-	by   string
-	done chan createRes // buffered: a flusher never blocks on it
+	e  domain.Event
+	by string
 }
 
+// createRes is a Create's answer: its own error, one request of a group
+// failing alone.
 type createRes struct {
 	c   ports.Created
 	err error
 }
-
-// groupCommit is the queue and the flushers behind Create.
-type groupCommit struct {
-	creates chan *createReq
-	slots   chan struct{} // one per flusher at work
-	mu      sync.RWMutex  // held to send on creates; Lock to close it
-	closed  bool
-	done    chan struct{} // closed when dispatch has returned
-	busy    sync.WaitGroup
-}
-
-// startGroupCommit starts the dispatcher; stopGroupCommit ends it.
-func (s *Store) startGroupCommit(flushers int) {
-	s.group = groupCommit{
-		creates: make(chan *createReq),
-		slots:   make(chan struct{}, flushers),
-		done:    make(chan struct{}),
-	}
-	go s.dispatch()
-}
-
-// stopGroupCommit refuses new Creates and waits for the queued ones to be
-// stored.
-func (s *Store) stopGroupCommit() {
-	g := &s.group
-	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		close(g.creates)
-	}
-	g.mu.Unlock()
-	<-g.done
-	g.busy.Wait()
-}
-
-var errClosed = errors.New("sql: database is closed")
 
 // Create implements ports.Events: the event and its first history entry,
 // or, for an id already stored, the stored event. Concurrent calls share
@@ -90,105 +51,57 @@ var errClosed = errors.New("sql: database is closed")
 func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	req := &createReq{ctx: ctx, e: e, by: by, done: make(chan createRes, 1)}
-	if err := s.enqueue(req); err != nil {
+	r, err := s.group.Do(ctx, createReq{e: e, by: by})
+	if err != nil {
+		// Closed, or given up: the event may still be stored, and a retry
+		// with the same id finds it.
 		return domain.Event{}, false, fmt.Errorf("postgres: create event: %w", wrap(err))
 	}
-	select {
-	case r := <-req.done:
-		return r.c.Event, r.c.Created, r.err
-	case <-ctx.Done():
-		// The event may still be stored: a retry with the same id finds it.
-		return domain.Event{}, false, fmt.Errorf("postgres: create event: %w", wrap(ctx.Err()))
-	}
-}
-
-// enqueue hands req to the dispatcher.
-func (s *Store) enqueue(req *createReq) error {
-	g := &s.group
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.closed {
-		return errClosed
-	}
-	select {
-	case g.creates <- req:
-		return nil
-	case <-req.ctx.Done():
-		return req.ctx.Err()
-	}
-}
-
-// dispatch waits for a free flusher, then hands it the first request
-// waiting and whatever else is queued behind it, up to maxGroup.
-func (s *Store) dispatch() {
-	g := &s.group
-	defer close(g.done)
-	for req := range g.creates {
-		g.slots <- struct{}{}
-		batch := storage.Ready(g.creates, []*createReq{req}, maxGroup)
-		g.busy.Add(1)
-		go func() {
-			defer g.busy.Done()
-			defer func() { <-g.slots }()
-			s.flush(batch)
-		}()
-	}
+	return r.c.Event, r.c.Created, r.err
 }
 
 // flush stores a group and answers each of its requests.
-func (s *Store) flush(batch []*createReq) {
-	live := batch[:0:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- createRes{err: fmt.Errorf("postgres: create event: %w", wrap(err))} // gave up before it was stored
-			continue
-		}
-		live = append(live, r)
-	}
-	switch len(live) {
-	case 0:
-		return
-	case 1:
-		s.flushOne(live[0])
-		return
+func (s *Store) flush(calls []storage.Call[createReq]) []createRes {
+	if len(calls) == 1 {
+		return []createRes{s.flushOne(calls[0])}
 	}
 	// Shared by requests with deadlines of their own: bounded by the
 	// store's operation timeout, not by any one of them.
 	ctx, cancel := s.op(context.Background())
 	defer cancel()
-	reqs := make([]context.Context, len(live))
-	es := make([]domain.Event, len(live))
-	for i, r := range live {
-		reqs[i], es[i] = r.ctx, r.e
+	es := make([]domain.Event, len(calls))
+	for i, c := range calls {
+		es[i] = c.Req.e
 	}
-	ctx, span := storage.BatchSpan(ctx, s.tracer, "postgres.group_commit", reqs,
-		semconv.DBSystemNamePostgreSQL, semconv.DBOperationBatchSize(len(live)))
+	ctx, span := storage.BatchSpan(ctx, s.tracer, "postgres.group_commit", storage.Contexts(calls),
+		semconv.DBSystemNamePostgreSQL, semconv.DBOperationBatchSize(len(calls)))
 	// One prepared statement, no transaction around it: one round trip
 	// and one commit for the whole group.
-	out, err := s.createMany(ctx, cached{s}, es, func(i int) string { return live[i].by })
+	out, err := s.createMany(ctx, cached{s}, es, func(i int) string { return calls[i].Req.by })
 	storage.EndSpan(span, err)
+	res := make([]createRes, len(calls))
 	switch {
 	case err == nil:
-		for i, r := range live {
-			r.done <- createRes{c: out[i]}
+		for i := range res {
+			res[i].c = out[i]
 		}
 	case errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil:
-		for _, r := range live {
-			r.done <- createRes{err: err}
+		for i := range res {
+			res[i].err = err
 		}
 	default:
 		// One event the database refused must not fail the others:
 		// store each alone.
-		for _, r := range live {
-			s.flushOne(r)
+		for i, c := range calls {
+			res[i] = s.flushOne(c)
 		}
 	}
+	return res
 }
 
 // flushOne stores one request's event with createSQL, within its own
 // context.
-func (s *Store) flushOne(r *createReq) {
-	e, created, err := s.createOne(r.ctx, r.e, r.by)
-	r.done <- createRes{c: ports.Created{Event: e, Created: created}, err: err}
+func (s *Store) flushOne(c storage.Call[createReq]) createRes {
+	e, created, err := s.createOne(c.Ctx, c.Req.e, c.Req.by)
+	return createRes{c: ports.Created{Event: e, Created: created}, err: err}
 }

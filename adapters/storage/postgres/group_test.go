@@ -167,7 +167,7 @@ func TestGroupCommitClose(t *testing.T) {
 			e := mkEvent(int64(i%5+1), "login", now)
 			if _, _, err := s.Create(context.Background(), e, "t"); err == nil {
 				acked <- e.ID
-			} else if !errors.Is(err, errClosed) {
+			} else if !errors.Is(err, storage.ErrClosed) {
 				t.Errorf("create: %v", err)
 			}
 		})
@@ -177,8 +177,8 @@ func TestGroupCommitClose(t *testing.T) {
 	}
 	wg.Wait()
 	close(acked)
-	if _, _, err := s.Create(context.Background(), mkEvent(1, "login", now), "t"); !errors.Is(err, errClosed) {
-		t.Errorf("Create after Close: %v, want errClosed", err)
+	if _, _, err := s.Create(context.Background(), mkEvent(1, "login", now), "t"); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("Create after Close: %v, want storage.ErrClosed", err)
 	}
 	other := openStore(t, url, testPool)
 	count := 0

@@ -172,10 +172,10 @@ type Store struct {
 	cfg       pq.Config // as used for the pool, for the migration connection
 	opTimeout time.Duration
 	stmts     stmtCache
-	unobserve func() error // ends the pool metrics
-	group     groupCommit  // the queue behind Create
-	tokens    *tokenCache  // TokenByHash's cache
-	tracer    trace.Tracer // group commit spans; nil: not traced
+	unobserve func() error                         // ends the pool metrics
+	group     *storage.Group[createReq, createRes] // the queue behind Create
+	tokens    *tokenCache                          // TokenByHash's cache
+	tracer    trace.Tracer                         // group commit spans; nil: not traced
 }
 
 var (
@@ -264,7 +264,7 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 	if tp, ok := opts.Traced(); ok {
 		st.tracer = tp.Tracer(instrumentationName)
 	}
-	st.startGroupCommit(flushersFor(maxOpen, runtime.GOMAXPROCS(0)))
+	st.group = storage.NewGroup(flushersFor(maxOpen, runtime.GOMAXPROCS(0)), maxGroup, st.flush)
 	return st, nil
 }
 
@@ -410,7 +410,7 @@ func unavailable(err error) error {
 
 // Close waits for the Creates already queued, then closes the pool.
 func (s *Store) Close() error {
-	s.stopGroupCommit()
+	s.group.Close()
 	s.tokens.close()
 	s.stmts.close()
 	return errors.Join(s.unobserve(), s.db.Close())

@@ -1,0 +1,202 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrClosed is what a request gets from a store that is closing or closed.
+// Its text is database/sql's for a closed pool, so it reads the same
+// whichever layer refused the request.
+var ErrClosed = errors.New("sql: database is closed")
+
+// Group is a group commit (docs/performance.md): one statement and commit
+// per request tops out at the database's commit rate, so concurrent
+// requests queue instead, and a flusher stores whatever is queued in one
+// go, answering each request after that. A request that finds a flusher
+// free is flushed at once, alone, with no added wait; requests only wait
+// for each other while every flusher is busy, which is exactly when
+// sharing a commit pays.
+//
+// Req is what a caller asks (an event to create), Res what it is answered
+// (the stored event, or the error that one request got).
+type Group[Req, Res any] struct {
+	flush   func(calls []Call[Req]) []Res
+	maxSize int
+	turn    func() (release func(), err error)
+
+	calls  chan *pending[Req, Res]
+	slots  chan struct{}  // one per flusher at work
+	mu     sync.RWMutex   // held to send on calls; Lock to close it
+	closed bool           // under mu
+	done   chan struct{}  // closed when dispatch has returned
+	busy   sync.WaitGroup // the flushers at work
+}
+
+// Call is one request of a group: its caller's context (its deadline, its
+// trace) and what it asks.
+type Call[Req any] struct {
+	Ctx context.Context
+	Req Req
+}
+
+// pending is a call waiting for its answer.
+type pending[Req, Res any] struct {
+	Call[Req]
+	done chan answer[Res] // buffered: a flusher never blocks on it
+}
+
+type answer[Res any] struct {
+	res Res
+	err error
+}
+
+// GroupOption tunes a Group.
+type GroupOption func(*groupOptions)
+
+type groupOptions struct {
+	turn func() (release func(), err error)
+}
+
+// WithTurn makes each group wait for a turn (a shared connection, say)
+// once it has a flusher and before it takes the queued calls, so the calls
+// that arrive while it waits join it rather than the next group. release
+// ends the turn once the group is flushed. A turn that cannot be had
+// fails the group's first call alone, with turn's error.
+func WithTurn(turn func() (release func(), err error)) GroupOption {
+	return func(o *groupOptions) { o.turn = turn }
+}
+
+// NewGroup starts a group commit in which up to flushers groups of up to
+// maxSize calls are flushed at once. flush stores one group: its calls in
+// the order they came, none already cancelled; it returns their answers
+// in the same order. Close the group to stop it.
+func NewGroup[Req, Res any](flushers, maxSize int, flush func(calls []Call[Req]) []Res, opts ...GroupOption) *Group[Req, Res] {
+	var o groupOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	g := &Group[Req, Res]{
+		flush:   flush,
+		maxSize: max(maxSize, 1),
+		turn:    o.turn,
+		calls:   make(chan *pending[Req, Res]),
+		slots:   make(chan struct{}, max(flushers, 1)),
+		done:    make(chan struct{}),
+	}
+	go g.dispatch()
+	return g
+}
+
+// Do queues req and returns its answer once its group is flushed. The
+// error is the group's own, when req got no answer: ErrClosed, ctx's
+// error, or the turn's (see WithTurn); an answer carries its own. A
+// request abandoned by its context may still be flushed.
+func (g *Group[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
+	var zero Res
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	p := &pending[Req, Res]{Call: Call[Req]{Ctx: ctx, Req: req}, done: make(chan answer[Res], 1)}
+	if err := g.enqueue(p); err != nil {
+		return zero, err
+	}
+	select {
+	case a := <-p.done:
+		return a.res, a.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// enqueue hands p to the dispatcher.
+func (g *Group[Req, Res]) enqueue(p *pending[Req, Res]) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return ErrClosed
+	}
+	select {
+	case g.calls <- p:
+		return nil
+	case <-p.Ctx.Done():
+		return p.Ctx.Err()
+	}
+}
+
+// Close refuses new calls and waits until every queued one is answered.
+// It may be called more than once.
+func (g *Group[Req, Res]) Close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.calls)
+	}
+	g.mu.Unlock()
+	<-g.done
+	g.busy.Wait()
+}
+
+// dispatch waits for a free flusher (and its turn), then hands it the first
+// call waiting and whatever else is queued behind it, up to maxSize.
+func (g *Group[Req, Res]) dispatch() {
+	defer close(g.done)
+	for first := range g.calls {
+		g.slots <- struct{}{}
+		release := func() {}
+		if g.turn != nil {
+			r, err := g.turn()
+			if err != nil {
+				first.done <- answer[Res]{err: err}
+				<-g.slots
+				continue
+			}
+			release = r
+		}
+		batch := Ready(g.calls, []*pending[Req, Res]{first}, g.maxSize)
+		g.busy.Add(1)
+		go func() {
+			defer g.busy.Done()
+			defer func() { <-g.slots }()
+			defer release()
+			g.run(batch)
+		}()
+	}
+}
+
+// run flushes the calls of batch still wanted and answers every one.
+func (g *Group[Req, Res]) run(batch []*pending[Req, Res]) {
+	live := batch[:0]
+	calls := make([]Call[Req], 0, len(batch))
+	for _, p := range batch {
+		if err := p.Ctx.Err(); err != nil {
+			p.done <- answer[Res]{err: err} // gave up before it was stored
+			continue
+		}
+		live = append(live, p)
+		calls = append(calls, p.Call)
+	}
+	if len(live) == 0 {
+		return
+	}
+	res := g.flush(calls)
+	for i, p := range live {
+		if i < len(res) {
+			p.done <- answer[Res]{res: res[i]}
+		} else {
+			p.done <- answer[Res]{err: fmt.Errorf("storage: group commit: %d answers for %d calls", len(res), len(live))}
+		}
+	}
+}
+
+// Contexts returns the contexts of calls, in order: the requests of a
+// BatchSpan.
+func Contexts[Req any](calls []Call[Req]) []context.Context {
+	out := make([]context.Context, len(calls))
+	for i, c := range calls {
+		out[i] = c.Ctx
+	}
+	return out
+}
