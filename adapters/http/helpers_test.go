@@ -293,8 +293,18 @@ type problemDoc struct {
 	Detail string `json:"detail"`
 	Errors []struct {
 		Field   string `json:"field"`
+		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"errors"`
+}
+
+// codes lists the problem's errors as field:code.
+func (p problemDoc) codes() []string {
+	out := make([]string, len(p.Errors))
+	for i, e := range p.Errors {
+		out[i] = e.Field + ":" + e.Code
+	}
+	return out
 }
 
 // fields lists the fields the problem blames.
@@ -333,8 +343,8 @@ func (r *response) problemErr() (problemDoc, error) {
 		return p, fmt.Errorf("problem lacks type, title or detail")
 	}
 	for _, e := range p.Errors {
-		if e.Field == "" || e.Message == "" {
-			return p, fmt.Errorf("problem has an error without field or message")
+		if e.Field == "" || e.Message == "" || e.Code == "" {
+			return p, fmt.Errorf("problem has an error without field, code or message")
 		}
 	}
 	for _, leak := range []string{"goroutine ", ".go:", "panic", "runtime."} {
