@@ -77,83 +77,45 @@ const selectEvent = `SELECT ` + eventColumns + ` FROM events WHERE id = ?`
 
 // Create implements ports.Events: the event and its first history entry in
 // one transaction; an existing id stores nothing and returns the stored
-// event. Concurrent calls share transactions (see groupWriter).
+// event. Concurrent calls share transactions (see flushGroup).
 func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
-	if err := ctx.Err(); err != nil {
+	r, err := s.group.Do(ctx, createReq{e: e, by: by})
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		// Given up: the event may still be stored, and a retry with the
+		// same id finds it.
 		return domain.Event{}, false, mapErr("create event "+e.ID.String(), err)
 	}
-	req := &createReq{ctx: ctx, e: e, by: by, done: make(chan createRes, 1)}
-	if err := s.enqueue(ctx, req); err != nil {
-		return domain.Event{}, false, mapErr("create event "+e.ID.String(), err)
-	}
-	select {
-	case r := <-req.done:
-		if r.err != nil {
-			return domain.Event{}, false, mapErr("create event "+e.ID.String(), r.err)
-		}
-		return r.c.Event, r.c.Created, nil
-	case <-ctx.Done():
-		// The event may still be stored: a retry with the same id finds it.
-		return domain.Event{}, false, mapErr("create event "+e.ID.String(), ctx.Err())
-	}
+	return r.c.Event, r.c.Created, nil
 }
 
 // maxGroup bounds how many concurrent Creates share one transaction.
 const maxGroup = 256
 
+// createReq is what a Create asks of the group commit.
 type createReq struct {
-	ctx  context.Context
-	e    domain.Event
-	by   string
-	done chan createRes // buffered: the writer never blocks on it
+	e  domain.Event
+	by string
 }
 
+// createRes is a Create's answer: its own error, one request of a group
+// failing alone.
 type createRes struct {
 	c   ports.Created
 	err error
 }
 
-// enqueue hands req to the group writer.
-func (s *Store) enqueue(ctx context.Context, req *createReq) error {
-	s.closing.RLock()
-	defer s.closing.RUnlock()
-	if s.closed {
-		return errClosed
+// groupTurn waits for a group's turn at the write connection, for as long
+// as its transaction may take.
+func (s *Store) groupTurn() (release func(), err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.groupTimeout())
+	defer cancel()
+	if err := s.turns.take(ctx, false); err != nil {
+		return nil, fmt.Errorf("wait for the write connection: %w", err)
 	}
-	select {
-	case s.creates <- req:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-var errClosed = errors.New("sql: database is closed")
-
-// groupWriter is the group commit behind Create: it takes whatever
-// requests are waiting (up to maxGroup) and stores them in one transaction
-// with one multi-row INSERT, so concurrent creates share statements and
-// commits instead of queueing for the single write connection one by one.
-// A lone request is stored at once, with no added wait. With its first
-// request it queues for a turn at the write connection as a small write
-// (behind at most one batch, see writeTurns), and takes every create that
-// arrived meanwhile into the same group.
-func (s *Store) groupWriter() {
-	defer close(s.writerDone)
-	batch := make([]*createReq, 0, maxGroup)
-	for req := range s.creates {
-		// The bound of a shared transaction (see flushGroup), for the wait.
-		ctx, cancel := context.WithTimeout(context.Background(), s.groupTimeout())
-		err := s.turns.take(ctx, false)
-		cancel()
-		if err != nil {
-			req.done <- createRes{err: fmt.Errorf("wait for the write connection: %w", err)}
-			continue
-		}
-		batch = storage.Ready(s.creates, append(batch[:0], req), maxGroup)
-		s.flushGroup(batch)
-		s.turns.done(false)
-	}
+	return func() { s.turns.done(false) }, nil
 }
 
 // groupTimeout bounds a transaction shared by requests with deadlines of
@@ -161,34 +123,30 @@ func (s *Store) groupWriter() {
 // theirs.
 func (s *Store) groupTimeout() time.Duration { return cmp.Or(s.timeout, s.busy) + time.Second }
 
-// flushGroup stores batch; the caller holds a turn (s.turns).
-func (s *Store) flushGroup(batch []*createReq) {
-	live := batch[:0:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- createRes{err: err} // gave up before it was stored
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
+// flushGroup stores a group of Creates (storage.Group, one group at a
+// time) in one transaction with one multi-row INSERT, so concurrent
+// creates share statements and commits instead of queueing for the single
+// write connection one by one; a lone request is stored at once, with no
+// added wait. Before it gathers its requests a group takes a turn at the
+// write connection as a small write (behind at most one batch, see
+// writeTurns), so every create that arrives meanwhile joins it; it holds
+// the turn while it is stored.
+func (s *Store) flushGroup(calls []storage.Call[createReq]) []createRes {
 	var ctx context.Context
 	var cancel context.CancelFunc
-	if len(live) == 1 {
-		ctx, cancel = s.opCtx(live[0].ctx)
+	if len(calls) == 1 {
+		ctx, cancel = s.opCtx(calls[0].Ctx)
 	} else {
 		ctx, cancel = context.WithTimeout(context.Background(), s.groupTimeout())
 	}
 	defer cancel()
 	var span trace.Span
-	if len(live) > 1 {
-		ctx, span = s.groupSpan(ctx, live)
+	if len(calls) > 1 {
+		ctx, span = s.groupSpan(ctx, calls)
 	}
-	es := make([]domain.Event, len(live))
-	for i, r := range live {
-		es[i] = r.e
+	es := make([]domain.Event, len(calls))
+	for i, c := range calls {
+		es[i] = c.Req.e
 	}
 	var out []ports.Created
 	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
@@ -196,43 +154,47 @@ func (s *Store) flushGroup(batch []*createReq) {
 			s.onTurn(true)
 		}
 		var err error
-		out, err = insertEvents(ctx, tx, es, func(i int) string { return live[i].by })
+		out, err = insertEvents(ctx, tx, es, func(i int) string { return calls[i].Req.by })
 		return err
 	})
 	if span != nil {
 		storage.EndSpan(span, err)
 	}
-	if err == nil {
-		for i, r := range live {
-			r.done <- createRes{c: out[i]}
+	res := make([]createRes, len(calls))
+	switch {
+	case err == nil:
+		for i := range res {
+			res[i].c = out[i]
 		}
-		return
-	}
-	if len(live) == 1 || unavailable(err) || ctx.Err() != nil {
-		for _, r := range live {
-			r.done <- createRes{err: err}
+	case len(calls) == 1 || unavailable(err) || ctx.Err() != nil:
+		for i := range res {
+			res[i].err = err
 		}
-		return
+	default:
+		// One event the database refused must not fail the others: store
+		// each alone.
+		for i, c := range calls {
+			res[i] = s.createAlone(c)
+		}
 	}
-	// One event the database refused must not fail the others: store each
-	// alone.
-	for _, r := range live {
-		func() {
-			ctx, cancel := s.opCtx(r.ctx)
-			defer cancel()
-			var out []ports.Created
-			err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
-				var err error
-				out, err = insertEvents(ctx, tx, []domain.Event{r.e}, func(int) string { return r.by })
-				return err
-			})
-			if err != nil {
-				r.done <- createRes{err: err}
-				return
-			}
-			r.done <- createRes{c: out[0]}
-		}()
+	return res
+}
+
+// createAlone stores one request's event in a transaction of its own,
+// within its own context; the caller holds a turn.
+func (s *Store) createAlone(c storage.Call[createReq]) createRes {
+	ctx, cancel := s.opCtx(c.Ctx)
+	defer cancel()
+	var out []ports.Created
+	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		out, err = insertEvents(ctx, tx, []domain.Event{c.Req.e}, func(int) string { return c.Req.by })
+		return err
+	})
+	if err != nil {
+		return createRes{err: err}
 	}
+	return createRes{c: out[0]}
 }
 
 // batchRows is how many events one multi-row INSERT carries (8 parameters

@@ -32,9 +32,9 @@
 // with each other and with the writer. An in-memory database lives in one
 // connection, which then serves reads and writes alike.
 //
-// Concurrent Creates are group-committed: a single writer goroutine
-// stores whatever requests are waiting in one transaction with one
-// multi-row INSERT, and answers each after the commit.
+// Concurrent Creates are group-committed (storage.Group), one group at a
+// time: whatever requests are waiting are stored in one transaction with
+// one multi-row INSERT, and each is answered after the commit.
 //
 // Migrate applies the embedded, versioned migrations with goose, under a
 // lock row so that several processes may migrate one file at once.
@@ -119,11 +119,7 @@ type Store struct {
 	tracer    trace.Tracer // group commit spans; nil: not traced
 	unobserve func() error // ends the pool metrics
 
-	// Group commit of Create (see groupWriter).
-	creates    chan *createReq
-	writerDone chan struct{}
-	closing    sync.RWMutex
-	closed     bool
+	group *storage.Group[createReq, createRes] // the group commit behind Create
 
 	closeOnce sync.Once
 	closeErr  error
@@ -308,10 +304,9 @@ const (
 // instrumentationName names the tracer of the group commit spans.
 const instrumentationName = "github.com/activityd/activityd/adapters/storage/sqlite"
 
+// start starts the group commit behind Create (see flushGroup).
 func (s *Store) start() {
-	s.creates = make(chan *createReq)
-	s.writerDone = make(chan struct{})
-	go s.groupWriter()
+	s.group = storage.NewGroup(1, maxGroup, s.flushGroup, storage.WithTurn(s.groupTurn))
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -349,11 +344,7 @@ func pragmaName(p string) string {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		// Stop taking creates, let the writer store what it was given.
-		s.closing.Lock()
-		s.closed = true
-		close(s.creates)
-		s.closing.Unlock()
-		<-s.writerDone
+		s.group.Close()
 		errs := []error{s.unobserve()}
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
@@ -520,7 +511,8 @@ func unavailable(err error) bool {
 			return true
 		}
 	}
-	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, storage.ErrClosed) {
 		return true
 	}
 	msg := err.Error()

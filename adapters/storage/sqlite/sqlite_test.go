@@ -574,17 +574,19 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	good1, good2 := newEvent(1, "login", now), newEvent(2, "login", now)
 	bad := newEvent(3, "login", now)
 	bad.Status = "BOGUS" // breaks the CHECK constraint
-	reqs := make([]*createReq, 3)
+	calls := make([]storage.Call[createReq], 3)
 	for i, e := range []domain.Event{good1, bad, good2} {
-		reqs[i] = &createReq{ctx: t.Context(), e: e, by: "x", done: make(chan createRes, 1)}
+		calls[i] = storage.Call[createReq]{Ctx: t.Context(), Req: createReq{e: e, by: "x"}}
 	}
-	s.flushGroup(reqs)
-	for i, r := range reqs {
-		res := <-r.done
+	results := s.flushGroup(calls)
+	if len(results) != len(calls) {
+		t.Fatalf("%d answers for %d requests", len(results), len(calls))
+	}
+	for i, res := range results {
 		if (res.err != nil) != (i == 1) {
 			t.Errorf("request %d: err = %v", i, res.err)
 		}
-		if i != 1 && (!res.c.Created || res.c.Event.ID != r.e.ID) {
+		if i != 1 && (!res.c.Created || res.c.Event.ID != calls[i].Req.e.ID) {
 			t.Errorf("request %d: %+v", i, res.c)
 		}
 	}

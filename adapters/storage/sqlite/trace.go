@@ -11,11 +11,7 @@ import (
 
 // groupSpan starts the span of a group commit's shared transaction (see
 // flushGroup): storage.BatchSpan over the group's requests.
-func (s *Store) groupSpan(ctx context.Context, group []*createReq) (context.Context, trace.Span) {
-	reqs := make([]context.Context, len(group))
-	for i, r := range group {
-		reqs[i] = r.ctx
-	}
-	return storage.BatchSpan(ctx, s.tracer, "sqlite.group_commit", reqs,
-		semconv.DBSystemNameSQLite, semconv.DBOperationBatchSize(len(group)))
+func (s *Store) groupSpan(ctx context.Context, calls []storage.Call[createReq]) (context.Context, trace.Span) {
+	return storage.BatchSpan(ctx, s.tracer, "sqlite.group_commit", storage.Contexts(calls),
+		semconv.DBSystemNameSQLite, semconv.DBOperationBatchSize(len(calls)))
 }

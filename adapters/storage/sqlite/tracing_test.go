@@ -96,7 +96,7 @@ func TestGroupCommitSpan(t *testing.T) {
 	s := openTemp(t, storage.Options{TracerProvider: tp})
 	now := time.Now()
 	tr := tp.Tracer("test")
-	var reqs []*createReq
+	var calls []storage.Call[createReq]
 	var parents []trace.Span
 	for i := range 3 {
 		ctx := t.Context()
@@ -106,11 +106,14 @@ func TestGroupCommitSpan(t *testing.T) {
 			parents = append(parents, sp)
 		}
 		e := newEvent(int64(i+1), "login", now.Add(time.Duration(i)*time.Microsecond))
-		reqs = append(reqs, &createReq{ctx: ctx, e: e, by: "x", done: make(chan createRes, 1)})
+		calls = append(calls, storage.Call[createReq]{Ctx: ctx, Req: createReq{e: e, by: "x"}})
 	}
-	s.flushGroup(reqs)
-	for _, r := range reqs {
-		if res := <-r.done; res.err != nil || !res.c.Created {
+	results := s.flushGroup(calls)
+	if len(results) != len(calls) {
+		t.Fatalf("%d answers for %d requests", len(results), len(calls))
+	}
+	for _, res := range results {
+		if res.err != nil || !res.c.Created {
 			t.Fatalf("create: %v %+v", res.err, res.c)
 		}
 	}
