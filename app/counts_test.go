@@ -14,6 +14,7 @@ import (
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // fourHourly is the default schedule (0 */4 * * *) without a cron parser.
@@ -30,7 +31,7 @@ func hr(n float64) time.Time { return day0.Add(time.Duration(n * float64(time.Ho
 
 type countsFixture struct {
 	store  *memory.Store
-	clock  *fakeClock
+	clock  *testenv.Clock
 	counts *app.Counts
 }
 
@@ -38,11 +39,11 @@ func newCountsFixture(t *testing.T, cfg app.CountsConfig) *countsFixture {
 	t.Helper()
 	st := memory.New()
 	t.Cleanup(func() { _ = st.Close() })
-	clk := &fakeClock{t: day0}
+	clk := testenv.NewClock(day0)
 	if cfg.Schedule == nil {
 		cfg.Schedule = fourHourly{}
 	}
-	return &countsFixture{store: st, clock: clk, counts: app.NewCounts(st, ports.ClockFunc(clk.now), cfg)}
+	return &countsFixture{store: st, clock: clk, counts: app.NewCounts(st, clk, cfg)}
 }
 
 // recordAt stores an event recorded at at, as the events use case would
@@ -248,7 +249,7 @@ func TestTrigger(t *testing.T) {
 	})
 	t.Run("computes in the call without jobs; recomputes the last window when none is due", func(t *testing.T) {
 		fx := newCountsFixture(t, app.CountsConfig{})
-		fx.clock.t = hr(9)
+		fx.clock.Set(hr(9))
 		fx.recordAt(t, 1, "login", hr(5))
 		run, err := fx.counts.Trigger(ctx, admin)
 		wantRun(t, run.Windows, err, 4, 8)
@@ -271,7 +272,7 @@ func TestTrigger(t *testing.T) {
 		if _, err := fx.store.ComputeWindow(ctx, domain.Window{Start: hr(-4), End: hr(0)}, hr(0)); err != nil {
 			t.Fatal(err)
 		}
-		fx.clock.t = hr(13)
+		fx.clock.Set(hr(13))
 		run, err := fx.counts.Trigger(ctx, admin)
 		wantRun(t, run.Windows, err, 4, 8, 12)
 		if run.Skipped != 1 || len(jobs.ws) != 2 {

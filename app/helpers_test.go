@@ -4,34 +4,15 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/activityd/activityd/adapters/storage/memory"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
-	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/stores"
+	"github.com/activityd/activityd/test/testenv"
 )
-
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
 
 // start carries nanoseconds so tests see times normalised to microseconds.
 var start = time.Date(2025, 10, 10, 18, 30, 0, 123456789, time.UTC)
@@ -39,22 +20,21 @@ var start = time.Date(2025, 10, 10, 18, 30, 0, 123456789, time.UTC)
 type fixture struct {
 	ctx    context.Context
 	store  *memory.Store
-	clock  *fakeClock
+	clock  *testenv.Clock
 	events *app.Events
 	tokens *app.Tokens
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := memory.New()
-	t.Cleanup(func() { _ = store.Close() })
-	clk := &fakeClock{t: start}
+	store := stores.Memory(t)
+	clk := testenv.NewClock(start)
 	return &fixture{
 		ctx:    context.Background(),
 		store:  store,
 		clock:  clk,
-		events: app.NewEvents(store, ports.ClockFunc(clk.now), domain.DefaultLimits()),
-		tokens: app.NewTokens(store, ports.ClockFunc(clk.now)),
+		events: app.NewEvents(store, clk, domain.DefaultLimits()),
+		tokens: app.NewTokens(store, clk),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // heard is an app.Observer that writes down what it hears, one line each.
@@ -61,8 +62,8 @@ func TestObserverHearsRecords(t *testing.T) {
 	h := &heard{}
 	st := memory.New()
 	t.Cleanup(func() { _ = st.Close() })
-	clk := &fakeClock{t: start}
-	events := app.NewEvents(st, ports.ClockFunc(clk.now), domain.DefaultLimits(), app.WithObserver(h))
+	clk := testenv.NewClock(start)
+	events := app.NewEvents(st, clk, domain.DefaultLimits(), app.WithObserver(h))
 	ctx := context.Background()
 
 	if _, _, err := events.Record(ctx, alice, keyed(domain.NewEvent{Action: "LOGIN"}, "k1")); err != nil {
@@ -92,8 +93,8 @@ func TestObserverHearsTransitions(t *testing.T) {
 	h := &heard{}
 	g := &gatedStore{Store: memory.New()}
 	t.Cleanup(func() { _ = g.Close() })
-	clk := &fakeClock{t: start}
-	events := app.NewEvents(g, ports.ClockFunc(clk.now), domain.DefaultLimits(), app.WithObserver(h))
+	clk := testenv.NewClock(start)
+	events := app.NewEvents(g, clk, domain.DefaultLimits(), app.WithObserver(h))
 	ctx := context.Background()
 	e, _, err := events.Record(ctx, alice, domain.NewEvent{Action: "login"})
 	if err != nil {
@@ -137,16 +138,16 @@ func TestObserverHearsComputationsAndLag(t *testing.T) {
 	fx.recordAt(t, 1, "login", hr(1))
 	fx.recordAt(t, 2, "login", hr(2))
 
-	fx.clock.t = hr(4.5)
-	lag, err := fx.counts.Lag(ctx, fx.clock.t)
+	fx.clock.Set(hr(4.5))
+	lag, err := fx.counts.Lag(ctx, fx.clock.Now())
 	if err != nil || lag != 29*time.Minute {
 		t.Fatalf("lag before the first run = %v, %v; want 29m (due at 4h01)", lag, err)
 	}
-	if _, _, err := fx.counts.RunDue(ctx, fx.clock.t); err != nil {
+	if _, _, err := fx.counts.RunDue(ctx, fx.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wantHeard(t, h, "computed 0h-4h users=2 err=false")
-	if lag, err := fx.counts.Lag(ctx, fx.clock.t); err != nil || lag != 0 {
+	if lag, err := fx.counts.Lag(ctx, fx.clock.Now()); err != nil || lag != 0 {
 		t.Fatalf("lag after the run = %v, %v; want 0", lag, err)
 	}
 	// Two windows later, nothing run: the older one has waited longest.

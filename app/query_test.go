@@ -11,17 +11,17 @@ import (
 	"github.com/activityd/activityd/adapters/storage/memory"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
-	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 func TestGetWithHistory(t *testing.T) {
 	fx := newFixture(t)
 	e := fx.record(t, alice, domain.NewEvent{Action: "upload_file"})
-	t1 := domain.Normalize(fx.clock.advance(time.Minute))
+	t1 := domain.Normalize(fx.clock.Advance(time.Minute))
 	if _, err := fx.events.Transition(fx.ctx, alice, e.ID.String(), "IN_PROGRESS"); err != nil {
 		t.Fatal(err)
 	}
-	t2 := domain.Normalize(fx.clock.advance(time.Minute))
+	t2 := domain.Normalize(fx.clock.Advance(time.Minute))
 	if _, err := fx.events.Transition(fx.ctx, admin, e.ID.String(), "DONE"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +96,9 @@ func TestListScoping(t *testing.T) {
 	var aliceIDs, bobIDs []domain.ID
 	for i := range 3 {
 		aliceIDs = append(aliceIDs, fx.record(t, alice, domain.NewEvent{Action: "login"}).ID)
-		fx.clock.advance(time.Second)
+		fx.clock.Advance(time.Second)
 		bobIDs = append(bobIDs, fx.record(t, bob, domain.NewEvent{Action: []string{"login", "viewed", "logout"}[i]}).ID)
-		fx.clock.advance(time.Second)
+		fx.clock.Advance(time.Second)
 	}
 	ids := func(p domain.Page) []domain.ID {
 		out := make([]domain.ID, len(p.Events))
@@ -182,7 +182,7 @@ func TestTransitionChain(t *testing.T) {
 	e := fx.record(t, alice, domain.NewEvent{Action: "upload_file"})
 	id := e.ID.String()
 
-	at := domain.Normalize(fx.clock.advance(time.Minute))
+	at := domain.Normalize(fx.clock.Advance(time.Minute))
 	got, err := fx.events.Transition(fx.ctx, alice, id, "IN_PROGRESS")
 	if err != nil || got.Status != domain.StatusInProgress || !got.UpdatedAt.Equal(at) || got.ID != e.ID {
 		t.Fatalf("PENDING -> IN_PROGRESS = %+v, %v", got, err)
@@ -326,8 +326,8 @@ func TestTransitionConcurrentOneWins(t *testing.T) {
 // the compare-and-set: the check in app is not what protects the status.
 func TestTransitionConcurrentAllReadFirst(t *testing.T) {
 	g := &gatedStore{Store: memory.New()}
-	clk := &fakeClock{t: start}
-	events := app.NewEvents(g, ports.ClockFunc(clk.now), domain.DefaultLimits())
+	clk := testenv.NewClock(start)
+	events := app.NewEvents(g, clk, domain.DefaultLimits())
 	e, _, err := events.Record(context.Background(), alice, domain.NewEvent{Action: "login"})
 	if err != nil {
 		t.Fatal(err)

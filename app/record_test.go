@@ -122,7 +122,7 @@ func TestRecordIdempotentClientID(t *testing.T) {
 			if first.ID.String() != id {
 				t.Fatalf("client id not kept: %s", first.ID)
 			}
-			fx.clock.advance(time.Minute)
+			fx.clock.Advance(time.Minute)
 			got, created, err := fx.events.Record(fx.ctx, tt.p, tt.retry)
 			if tt.conflict {
 				wantErr(t, err, domain.ErrIDConflict)
@@ -151,7 +151,7 @@ func TestRecordRetryWithoutOccurredAt(t *testing.T) {
 	fx := newFixture(t)
 	in := domain.NewEvent{ID: "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f71", Action: "login"}
 	first := fx.record(t, alice, in)
-	fx.clock.advance(time.Hour)
+	fx.clock.Advance(time.Hour)
 	got, created, err := fx.events.Record(fx.ctx, alice, in)
 	if err != nil || created || got.ID != first.ID || !got.OccurredAt.Equal(first.OccurredAt) {
 		t.Fatalf("retry = %+v, %v, %v", got, created, err)
@@ -174,7 +174,7 @@ func TestRecordIdempotencyKey(t *testing.T) {
 	if first.ID != domain.KeyID(alice.UserID, "order-17") {
 		t.Errorf("id %s is not derived from the key", first.ID)
 	}
-	fx.clock.advance(time.Second)
+	fx.clock.Advance(time.Second)
 	again, created, err := fx.events.Record(fx.ctx, alice, keyed(in, "order-17"))
 	if err != nil || created || again.ID != first.ID || !again.RecordedAt.Equal(first.RecordedAt) {
 		t.Fatalf("same key = %+v, %v, %v; want the first event", again, created, err)
@@ -260,7 +260,7 @@ func TestRecordBatchItemsSucceedOrFailAlone(t *testing.T) {
 	const x = "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f70"
 	const y = "0190a8f0-8a5b-7c3e-9f1a-2b3c4d5e6f71"
 	existing := fx.record(t, alice, domain.NewEvent{ID: x, Action: "login", Metadata: json.RawMessage(`{"k":1}`)})
-	fx.clock.advance(time.Minute)
+	fx.clock.Advance(time.Minute)
 
 	ins := []domain.NewEvent{
 		0: {Action: "viewed"},                                                // created

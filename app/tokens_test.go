@@ -123,11 +123,11 @@ func TestTokenAuthenticate(t *testing.T) {
 	}
 
 	// Expiry follows the clock.
-	fx.clock.advance(time.Hour - time.Microsecond)
+	fx.clock.Advance(time.Hour - time.Microsecond)
 	if _, err := fx.tokens.Authenticate(fx.ctx, secret); err != nil {
 		t.Errorf("just before expiry: %v", err)
 	}
-	fx.clock.advance(time.Microsecond)
+	fx.clock.Advance(time.Microsecond)
 	_, err = fx.tokens.Authenticate(fx.ctx, secret)
 	wantErr(t, err, domain.ErrUnauthenticated)
 }
@@ -138,13 +138,13 @@ func TestTokenRevokeAndList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.clock.advance(time.Second)
+	fx.clock.Advance(time.Second)
 	s2, t2, err := fx.tokens.Create(fx.ctx, app.TokenSpec{Name: "two", Scopes: []domain.Scope{domain.ScopeAdmin}})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	revokedAt := domain.Normalize(fx.clock.advance(time.Minute))
+	revokedAt := domain.Normalize(fx.clock.Advance(time.Minute))
 	if err := fx.tokens.Revoke(fx.ctx, t1.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestTokenRevokeAndList(t *testing.T) {
 		t.Errorf("revoking one token affected another: %v", err)
 	}
 	// Revoking again keeps the first time.
-	fx.clock.advance(time.Hour)
+	fx.clock.Advance(time.Hour)
 	if err := fx.tokens.Revoke(fx.ctx, t1.ID); err != nil {
 		t.Errorf("second revoke: %v", err)
 	}
