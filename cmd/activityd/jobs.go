@@ -4,27 +4,27 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
-	"github.com/activityd/activityd/adapters/telemetry"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
 )
 
-// countsConfig is the counting use cases' configuration, the same in
-// every process that builds them (serve, worker, scheduler), so they plan
-// the same windows and invalidate the same cache.
-func countsConfig(cfg config, settle time.Duration, jobs ports.Jobs, cache app.CacheConfig, obs app.Observer) app.CountsConfig {
-	return app.CountsConfig{
-		Observer:   obs,
-		Schedule:   cfg.CountScheduleParsed,
-		MaxCatchup: cfg.CountMaxCatchup,
-		Settle:     settle,
+// newCounts builds the counting use cases over the process's store,
+// configured the same in every process that builds them (serve, worker,
+// scheduler), so they plan the same windows and invalidate the same
+// cache. jobs is nil where nothing is enqueued (the worker); cache is the
+// zero CacheConfig where nothing is cached (the scheduler).
+func (p *process) newCounts(jobs ports.Jobs, cache app.CacheConfig) *app.Counts {
+	return app.NewCounts(p.store, ports.SystemClock, app.CountsConfig{
+		Observer:   p.appTel.observer,
+		Schedule:   p.cfg.CountScheduleParsed,
+		MaxCatchup: p.cfg.CountMaxCatchup,
+		Settle:     countSettle(p.cfg),
 		Jobs:       jobs,
 		Cache:      cache,
-	}
+	})
 }
 
 // needRedis refuses to run a subcommand that works over the asynq queue
@@ -37,22 +37,27 @@ func needRedis(cfg config, cmd string) error {
 	return nil
 }
 
-// openAsynqJobs returns the asynq jobs (scheduler and enqueuer) over
-// REDIS_URL, in the same URL forms as the cache.
-func openAsynqJobs(cfg config, settle time.Duration, tel *telemetry.Telemetry, log *slog.Logger) (*asynqjobs.Jobs, error) {
-	opts, err := rediscache.ParseURL(cfg.RedisURL)
+// asynqJobs opens the asynq jobs (scheduler and enqueuer) over
+// REDIS_URL, in the same URL forms as the cache, until close.
+func (p *process) asynqJobs() (*asynqjobs.Jobs, error) {
+	opts, err := rediscache.ParseURL(p.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	return asynqjobs.New(asynqjobs.Config{
+	jobs, err := asynqjobs.New(asynqjobs.Config{
 		Redis:    opts,
-		Schedule: cfg.CountScheduleParsed,
-		Settle:   settle,
-		Logger:   log,
+		Schedule: p.cfg.CountScheduleParsed,
+		Settle:   countSettle(p.cfg),
+		Logger:   p.log,
 		// Each tick and enqueue is a span; its context travels in the
 		// task's headers to the worker's span.
-		TracerProvider: tel.TracerProvider(),
+		TracerProvider: p.tel.TracerProvider(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	p.onClose(func() { jobs.Close() })
+	return jobs, nil
 }
 
 // scheduler runs `activityd scheduler` until ctx is cancelled
@@ -64,29 +69,20 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := needRedis(cfg, "scheduler"); err != nil {
 		return err
 	}
-	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd-scheduler", log)
+	p, err := startProcess(ctx, cfg, "activityd-scheduler", log)
 	if err != nil {
 		return err
 	}
-	defer stopTelemetry()
-	st, err := openStore(ctx, cfg, tel)
+	defer p.close()
+	jobs, err := p.asynqJobs()
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	settle := countSettle(cfg)
-	jobs, err := openAsynqJobs(cfg, settle, tel, log)
-	if err != nil {
-		return err
-	}
-	defer jobs.Close()
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, app.CacheConfig{}, appTel.observer))
+	counts := p.newCounts(jobs, app.CacheConfig{})
 	// The scheduler plans the windows, so it reports how far behind they are.
-	unobserve, err := telemetry.ObserveCountLag(tel.MeterProvider(), counts.Lag)
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+	if err := p.observeCountLag(counts); err != nil {
+		return err
 	}
-	defer unobserve()
 	log.Info("activityd scheduler started", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
 		"storage", redactURL(cfg.DatabaseURL), "version", version)
 	if err := jobs.Run(ctx, counts); err != nil {
@@ -110,32 +106,23 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd-worker", log)
+	p, err := startProcess(ctx, cfg, "activityd-worker", log)
 	if err != nil {
 		return err
 	}
-	defer stopTelemetry()
-	st, err := openStore(ctx, cfg, tel)
+	defer p.close()
+	cacheCfg, err := p.readCache(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	cacheCfg, closeCache, err := openReadCache(cfg, tel, log)
-	if err != nil {
-		return err
-	}
-	defer closeCache()
-	cacheCfg = appTel.instrument(cacheCfg)
-	cacheCfg, stopCoherence := cohere(ctx, cfg, cacheCfg, st, log)
-	defer stopCoherence()
 	// No ports.Jobs: the worker computes, it never enqueues.
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, countSettle(cfg), nil, cacheCfg, appTel.observer))
+	counts := p.newCounts(nil, cacheCfg)
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{
 		Redis:           opts,
 		Concurrency:     cfg.WorkerConcurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
-		TracerProvider:  tel.TracerProvider(),
+		TracerProvider:  p.tel.TracerProvider(),
 	}, counts)
 	if err != nil {
 		return err

@@ -24,9 +24,6 @@ import (
 	"github.com/activityd/activityd/ports"
 )
 
-// serve runs the HTTP API until ctx is cancelled (SIGINT/SIGTERM), then
-// stops accepting connections, lets in-flight requests finish within
-// SHUTDOWN_TIMEOUT and closes the store.
 // maxHeaderBytes bounds a request's header block (Go's default is 1 MiB):
 // 128 unauthenticated requests of ~1 MB headers took the process to 467 MB
 // (issue 13). 64 KiB holds any token, JWT or cookie a client sends; more
@@ -38,132 +35,173 @@ const maxHeaderBytes = 64 << 10
 // eighth of the bound, and a list page of 1000 events is about 300 KB).
 func inProcessCacheBytes(cfg config) int64 { return max(cfg.Memory.CacheBytes, 8<<20) }
 
+// serve runs the HTTP API until ctx is cancelled (SIGINT/SIGTERM), then
+// stops accepting connections, lets in-flight requests finish within
+// SHUTDOWN_TIMEOUT and closes the store.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	if cfg.AuthMode == "none" {
-		if err := checkLoopback(cfg.HTTPAddr); err != nil {
-			return usageError{err}
-		}
-		log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
+	if err := checkAuthMode(cfg, log); err != nil {
+		return err
 	}
-	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, "activityd", log)
+	p, err := startProcess(ctx, cfg, "activityd", log)
 	if err != nil {
 		return err
 	}
-	defer stopTelemetry() // last: the spans and metrics of everything below
+	defer p.close() // after the server has stopped: what the use cases need, the store, the telemetry
+	uc, err := p.useCases(ctx)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapToken(ctx, cfg, uc.tokens, stdout, log); err != nil {
+		return err
+	}
+	p.maintainStore(ctx, uc.events)
+	handler, err := p.apiHandler(ctx, uc)
+	if err != nil {
+		return err
+	}
+	srv, ln, err := listenAPI(cfg, handler, log)
+	if err != nil {
+		return err
+	}
+	return runAPI(ctx, srv, ln, cfg.ShutdownTimeout, log)
+}
 
-	st, err := openStore(ctx, cfg, tel)
-	if err != nil {
-		return err
+// checkAuthMode refuses AUTH_MODE=none on an address other hosts reach,
+// and warns about it on a loopback one.
+func checkAuthMode(cfg config, log *slog.Logger) error {
+	if cfg.AuthMode != "none" {
+		return nil
 	}
-	defer st.Close()
+	if err := checkLoopback(cfg.HTTPAddr); err != nil {
+		return usageError{err}
+	}
+	log.Warn("AUTH_MODE=none: every request acts as an admin; for local experiments only")
+	return nil
+}
 
-	cacheCfg, closeCache, err := openReadCache(cfg, tel, log)
+// useCases are the application's use cases as serve wires them, and the
+// read cache they share (for /readyz).
+type useCases struct {
+	events *app.Events
+	counts *app.Counts
+	tokens *app.Tokens
+	cache  ports.Cache // nil: none
+}
+
+// useCases builds serve's use cases over the process's store, with the
+// read cache and the counting job.
+func (p *process) useCases(ctx context.Context) (useCases, error) {
+	cacheCfg, err := p.readCache(ctx)
 	if err != nil {
-		return err
+		return useCases{}, err
 	}
-	defer closeCache()
-	cacheCfg = appTel.instrument(cacheCfg)
-	cacheCfg, stopCoherence := cohere(ctx, cfg, cacheCfg, st, log)
-	defer stopCoherence()
-	opts := []app.Option{app.WithObserver(appTel.observer)}
+	opts := []app.Option{app.WithObserver(p.appTel.observer)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
-	events := app.NewEvents(st, ports.SystemClock, cfg.Limits, opts...)
+	events := app.NewEvents(p.store, ports.SystemClock, p.cfg.Limits, opts...)
+	counts, err := p.startCounting(ctx, cacheCfg)
+	if err != nil {
+		return useCases{}, err
+	}
+	tokens := app.NewTokens(p.store, ports.SystemClock)
+	return useCases{events: events, counts: counts, tokens: tokens, cache: cacheCfg.Cache}, nil
+}
 
-	// The counting job: with REDIS_URL, `activityd scheduler` plans it
-	// and `activityd worker` computes it, and serve only enqueues an
-	// admin's "compute now"; without Redis it runs here, in process.
-	// Several replicas each running it in process compute the same
-	// windows: wasted work, never a wrong count (a window's computation
-	// is idempotent and serialised).
-	settle := countSettle(cfg)
+// startCounting builds the counting use cases and starts their job. With
+// REDIS_URL, `activityd scheduler` plans it and `activityd worker`
+// computes it, and serve only enqueues an admin's "compute now"; without
+// Redis it runs here, in process, until close. Several replicas each
+// running it in process compute the same windows: wasted work, never a
+// wrong count (a window's computation is idempotent and serialised).
+func (p *process) startCounting(ctx context.Context, cacheCfg app.CacheConfig) (*app.Counts, error) {
+	cfg, log := p.cfg, p.log
 	var jobs ports.Jobs
 	var runner *inprocess.Runner
 	if cfg.RedisURL != "" {
-		aj, err := openAsynqJobs(cfg, settle, tel, log)
+		aj, err := p.asynqJobs()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer aj.Close()
 		jobs = aj
 	} else {
-		runner = inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: settle,
-			StopGrace: cfg.ShutdownTimeout, Logger: log, TracerProvider: tel.TracerProvider()})
+		runner = inprocess.New(inprocess.Config{Schedule: cfg.CountScheduleParsed, Settle: countSettle(cfg),
+			StopGrace: cfg.ShutdownTimeout, Logger: log, TracerProvider: p.tel.TracerProvider()})
 		jobs = runner
 	}
-	counts := app.NewCounts(st, ports.SystemClock, countsConfig(cfg, settle, jobs, cacheCfg, appTel.observer))
-	if runner != nil {
-		// Counting runs here, so its lag is this process's to report.
-		unobserve, err := telemetry.ObserveCountLag(tel.MeterProvider(), counts.Lag)
-		if err != nil {
-			return fmt.Errorf("telemetry: %w", err)
-		}
-		defer unobserve()
-		jobsCtx, stopJobs := context.WithCancel(ctx)
-		jobsDone := make(chan struct{})
-		go func() {
-			defer close(jobsDone)
-			_ = runner.Run(jobsCtx, counts)
-		}()
-		// Before the store closes (deferred above, so it runs after this).
-		defer func() { stopJobs(); <-jobsDone }()
-		log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
-			"runner", "in-process")
-	} else {
+	counts := p.newCounts(jobs, cacheCfg)
+	if runner == nil {
 		log.Info("counting job left to `activityd scheduler` and `activityd worker` (REDIS_URL is set)",
 			"runner", "asynq", "queue", asynqjobs.Queue)
+		return counts, nil
 	}
-	tokens := app.NewTokens(st, ports.SystemClock)
-	if cfg.AuthMode == "token" {
-		secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
-		if err != nil {
-			return err
-		}
-		if created && cfg.BootstrapToken == "" {
-			// Shown once, on standard output and never in a log line.
-			fmt.Fprintf(stdout, "\nactivityd: no API token existed, so an admin token was created.\n"+
-				"It is shown this once; keep it somewhere safe:\n\n    %s\n\n", secret)
-		}
-		if created {
-			log.Info("bootstrap admin token created")
-		}
+	// Counting runs here, so its lag is this process's to report.
+	if err := p.observeCountLag(counts); err != nil {
+		return nil, err
 	}
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		_ = runner.Run(jobsCtx, counts)
+	}()
+	p.onClose(func() { stopJobs(); <-jobsDone }) // before the store closes
+	log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
+		"runner", "in-process")
+	return counts, nil
+}
 
-	if m, ok := st.(ports.Maintainer); ok {
-		go maintain(ctx, m, cfg.Retention, events, log)
-	} else if cfg.Retention > 0 {
-		log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(cfg.DatabaseURL))
+// bootstrapToken creates the first admin token with AUTH_MODE=token when
+// none exists: BOOTSTRAP_ADMIN_TOKEN, or a new secret shown once on
+// stdout.
+func bootstrapToken(ctx context.Context, cfg config, tokens *app.Tokens, stdout io.Writer, log *slog.Logger) error {
+	if cfg.AuthMode != "token" {
+		return nil
 	}
-
-	var jwtAuth *auth.JWT
-	if cfg.JWTSecret != "" || cfg.JWTJWKSURL != "" {
-		jwtAuth, err = auth.NewJWT(ctx, auth.JWTConfig{
-			Secret:   []byte(cfg.JWTSecret),
-			JWKSURL:  cfg.JWTJWKSURL,
-			Issuer:   cfg.JWTIssuer,
-			Audience: cfg.JWTAudience,
-			Leeway:   cfg.JWTLeeway,
-			Logger:   log,
-		})
-		if err != nil {
-			return fmt.Errorf("JWT authentication: %w", err)
-		}
-		defer jwtAuth.Close()
-	}
-
-	rateLimiter, closeRateLimiter, err := openRateLimiter(cfg, tel, log) // limits.go
+	secret, created, err := tokens.Bootstrap(ctx, cfg.BootstrapToken)
 	if err != nil {
 		return err
 	}
-	defer closeRateLimiter()
+	if created && cfg.BootstrapToken == "" {
+		// Shown once, on standard output and never in a log line.
+		fmt.Fprintf(stdout, "\nactivityd: no API token existed, so an admin token was created.\n"+
+			"It is shown this once; keep it somewhere safe:\n\n    %s\n\n", secret)
+	}
+	if created {
+		log.Info("bootstrap admin token created")
+	}
+	return nil
+}
 
-	handler := httpapi.NewServer(httpapi.Config{
-		Events:       events,
-		Counts:       counts,
-		Auth:         auth.Chain(jwtAuth, tokens),
-		Storage:      st,
-		Cache:        cachePinger(cacheCfg.Cache),
+// maintainStore runs the store's upkeep (maintain) in the background
+// until ctx ends, when the store has any.
+func (p *process) maintainStore(ctx context.Context, events *app.Events) {
+	if m, ok := p.store.(ports.Maintainer); ok {
+		go maintain(ctx, m, p.cfg.Retention, events, p.log)
+	} else if p.cfg.Retention > 0 {
+		p.log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(p.cfg.DatabaseURL))
+	}
+}
+
+// apiHandler builds the HTTP API over uc, with its authentication (JWT
+// when configured, then API tokens), limits and telemetry.
+func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, error) {
+	cfg, log := p.cfg, p.log
+	jwtAuth, err := p.openJWT(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rateLimiter, closeRateLimiter, err := openRateLimiter(cfg, p.tel, log) // limits.go
+	if err != nil {
+		return nil, err
+	}
+	p.onClose(closeRateLimiter)
+	return httpapi.NewServer(httpapi.Config{
+		Events:       uc.events,
+		Counts:       uc.counts,
+		Auth:         auth.Chain(jwtAuth, uc.tokens),
+		Storage:      p.store,
+		Cache:        cachePinger(uc.cache),
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxInFlight:  cfg.MaxInFlight,
@@ -177,10 +215,38 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		RateLimiter:    rateLimiter,
 		RateLimit:      cfg.rateLimit(),
 
-		TracerProvider: tel.TracerProvider(),
-		MeterProvider:  tel.MeterProvider(),
-		Metrics:        apiMetrics(cfg, tel),
+		TracerProvider: p.tel.TracerProvider(),
+		MeterProvider:  p.tel.MeterProvider(),
+		Metrics:        apiMetrics(cfg, p.tel),
+	}), nil
+}
+
+// openJWT returns the JWT authentication that JWT_SECRET or JWT_JWKS_URL
+// configure, until close; nil when neither is set.
+func (p *process) openJWT(ctx context.Context) (*auth.JWT, error) {
+	cfg := p.cfg
+	if cfg.JWTSecret == "" && cfg.JWTJWKSURL == "" {
+		return nil, nil
+	}
+	jwtAuth, err := auth.NewJWT(ctx, auth.JWTConfig{
+		Secret:   []byte(cfg.JWTSecret),
+		JWKSURL:  cfg.JWTJWKSURL,
+		Issuer:   cfg.JWTIssuer,
+		Audience: cfg.JWTAudience,
+		Leeway:   cfg.JWTLeeway,
+		Logger:   p.log,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("JWT authentication: %w", err)
+	}
+	p.onClose(jwtAuth.Close)
+	return jwtAuth, nil
+}
+
+// listenAPI returns the API's HTTP server and its listener on HTTP_ADDR:
+// over TLS, with HSTS, when TLS_CERT_FILE is set, and behind the framing
+// guard.
+func listenAPI(cfg config, handler http.Handler, log *slog.Logger) (*http.Server, net.Listener, error) {
 	srv := &http.Server{
 		Handler:           handler,
 		ConnContext:       httpapi.FramingContext, // the framing guard's state, for each request (GuardFraming below)
@@ -193,14 +259,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		return nil, nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
 		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, log)
 		if err != nil {
 			ln.Close()
-			return err
+			return nil, nil, err
 		}
 		ln, scheme = tls.NewListener(ln, certs.tlsConfig()), "https"
 		srv.Handler = withHSTS(srv.Handler)
@@ -211,7 +277,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	// guard reads the plaintext.
 	ln = httpapi.GuardFraming(ln)
 	log.Info("activityd listening", "addr", ln.Addr().String(), "scheme", scheme, "storage", redactURL(cfg.DatabaseURL), "version", version)
+	return srv, ln, nil
+}
 
+// runAPI serves srv on ln until ctx is cancelled, then stops accepting
+// connections and lets in-flight requests finish within timeout.
+func runAPI(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -219,8 +290,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	log.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
