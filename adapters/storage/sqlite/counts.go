@@ -148,3 +148,34 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	}
 	return page, nil
 }
+
+// CountWindow implements ports.Events.
+func (s *Store) CountWindow(ctx context.Context, start, end time.Time) ([]domain.UserCount, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT user_id, action, COUNT(*) FROM events
+		WHERE recorded_at >= ? AND recorded_at < ? GROUP BY user_id, action ORDER BY user_id, action`,
+		micros(start), micros(end))
+	if err != nil {
+		return nil, mapErr("count window", err)
+	}
+	defer rows.Close()
+	out := []domain.UserCount{}
+	for rows.Next() {
+		var user, n int64
+		var action string
+		if err := rows.Scan(&user, &action, &n); err != nil {
+			return nil, mapErr("count window", err)
+		}
+		if len(out) == 0 || out[len(out)-1].UserID != user {
+			out = append(out, domain.UserCount{UserID: user, ByAction: map[domain.Action]int64{}})
+		}
+		c := &out[len(out)-1]
+		c.Total += n
+		c.ByAction[domain.Action(action)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr("count window", err)
+	}
+	return out, nil
+}
