@@ -420,11 +420,11 @@ func trackingSuite(t *testing.T, newStore newStoreFunc) {
 		for range 3 {
 			cf.do("POST", "/api/event", u6, trackingExample).trackingCreated()
 		}
-		cf.clock.setStep(0)
+		cf.clock.SetStep(0)
 		for range 10 {
 			cf.do("POST", "/api/event", u6, trackingExample).trackingCreated()
 		}
-		cf.clock.setStep(time.Millisecond)
+		cf.clock.SetStep(time.Millisecond)
 		for range 4 {
 			cf.do("POST", "/api/event", u6, trackingExample).trackingCreated()
 		}

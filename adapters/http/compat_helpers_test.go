@@ -8,22 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	httpapi "github.com/activityd/activityd/adapters/http"
-	"github.com/activityd/activityd/adapters/storage"
-	"github.com/activityd/activityd/adapters/storage/memory"
-	"github.com/activityd/activityd/adapters/storage/postgres"
-	"github.com/activityd/activityd/adapters/storage/sqlite"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/stores"
 	"github.com/activityd/activityd/test/testenv"
 )
 
@@ -35,72 +30,22 @@ import (
 // newStoreFunc returns an empty, migrated store that lives as long as t.
 type newStoreFunc func(t *testing.T) ports.Store
 
-func memoryStore(*testing.T) ports.Store { return memory.New() }
-
-// sqliteStore opens a SQLite store on a new file in t's temp dir.
-func sqliteStore(t *testing.T) ports.Store {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "activity.db"), storage.Options{})
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate sqlite: %v", err)
-	}
-	return st
-}
-
-// pgStore opens a PostgreSQL store in a fresh schema (skipped without
-// PostgreSQL, failed where CI is set).
-func pgStore(t *testing.T) ports.Store {
-	t.Helper()
-	url, _ := testenv.PostgresSchema(t)
-	// A small pool: packages test in parallel against one server.
-	st, err := postgres.Open(context.Background(), url, storage.Options{MaxOpenConns: 8, MaxIdleConns: 8})
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate postgres: %v", err)
-	}
-	return st
-}
+// The stores the suites run on, opened by test/stores.
+func memoryStore(t *testing.T) ports.Store { return stores.Memory(t) }
+func sqliteStore(t *testing.T) ports.Store { return stores.SQLite(t) }
+func pgStore(t *testing.T) ports.Store     { return stores.Postgres(t) }
 
 // compatT0 is the compat fixture's clock start: after the dates in
 // compat.md's examples, so that their event_action_timestamp is not in the
 // future.
 var compatT0 = time.Date(2025, 11, 1, 9, 0, 0, 0, time.UTC)
 
-// stepClock advances by step at every reading; a step of 0 freezes it, so
-// that events get equal recorded_at times (ties).
-type stepClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	step time.Duration
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.t
-	c.t = c.t.Add(c.step)
-	return now
-}
-
-func (c *stepClock) setStep(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.step = d
-}
-
 // compatFixture is the API over any store, with real use cases and
 // tokens. It reuses fixture's request helpers; fixture.store is nil.
 type compatFixture struct {
 	*fixture
 	st     ports.Store
-	clock  *stepClock
+	clock  *testenv.Clock
 	admin  string
 	tokens map[string]string // "<user>/<scopes>" → secret
 }
@@ -110,7 +55,8 @@ type compatOption func(*httpapi.Config, *compatFixture)
 func newCompatFixture(t *testing.T, newStore newStoreFunc, opts ...compatOption) *compatFixture {
 	t.Helper()
 	st := newStore(t)
-	clock := &stepClock{t: compatT0, step: time.Millisecond}
+	clock := testenv.NewClock(compatT0)
+	clock.SetStep(time.Millisecond)
 	f := &fixture{t: t, tokens: app.NewTokens(st, clock), logs: &syncBuffer{}}
 	cf := &compatFixture{fixture: f, st: st, clock: clock, tokens: map[string]string{}}
 	cfg := httpapi.Config{

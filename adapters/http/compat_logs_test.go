@@ -314,7 +314,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		cf := newCompatFixture(t, newStore)
 		u1 := cf.user(1)
 		// 1001 logs, the first 1000 at one instant (ties).
-		cf.clock.setStep(0)
+		cf.clock.SetStep(0)
 		var b strings.Builder
 		b.WriteString(`{"events":[`)
 		for i := range 1000 {
@@ -324,7 +324,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 			b.WriteString(`{"action":"login"}`)
 		}
 		cf.call("POST", "/v1/events/batch", u1, b.String()+"]}").want(200)
-		cf.clock.setStep(time.Millisecond)
+		cf.clock.SetStep(time.Millisecond)
 		cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
 		want := sortedByRecorded(cf.stored())
 

@@ -18,6 +18,7 @@ import (
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // every4h is the default schedule, 0 */4 * * *, without a cron parser.
@@ -26,15 +27,6 @@ type every4h struct{}
 func (every4h) Next(t time.Time) time.Time {
 	return t.UTC().Truncate(4 * time.Hour).Add(4 * time.Hour)
 }
-
-// settable is a clock the test moves.
-type settable struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *settable) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *settable) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // fakeJobs records what the use cases enqueue.
 type fakeJobs struct {
@@ -53,7 +45,7 @@ func (j *fakeJobs) Enqueue(_ context.Context, ws []domain.Window) error {
 type countFixture struct {
 	*fixture
 	store  ports.Store
-	clock  *settable // the counting job's clock
+	clock  *testenv.Clock // the counting job's clock
 	counts *app.Counts
 }
 
@@ -62,7 +54,7 @@ type countFixture struct {
 func newCountFixture(t testing.TB, st ports.Store, jobs ports.Jobs) *countFixture {
 	t.Helper()
 	cache := memcache.New(memcache.Options{})
-	clk := &settable{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	f := &fixture{t: t, logs: &syncBuffer{}, tokens: app.NewTokens(st, ports.SystemClock)}
 	counts := app.NewCounts(st, clk, app.CountsConfig{
 		Schedule: every4h{}, MaxCatchup: 42, Jobs: jobs,
@@ -185,7 +177,7 @@ func countsSuite(t *testing.T, newStore newStoreFunc) {
 	// An admin runs the job at 16:30: the watermark is empty, so the
 	// latest closed window [12:00, 16:00) is computed; then at 16:30 again
 	// nothing is due and the last window is computed again.
-	f.clock.set(w2.Add(30 * time.Minute))
+	f.clock.Set(w2.Add(30 * time.Minute))
 	r := f.do("POST", "/v1/activity-counts/runs", f.admin, "").want(http.StatusAccepted)
 	if got := string(r.body); !strings.Contains(got, `"windows":[{"start":"2025-06-01T12:00:00Z","end":"2025-06-01T16:00:00Z"}]`) ||
 		!strings.Contains(got, `"skipped":0`) {
@@ -344,7 +336,7 @@ func countsSuite(t *testing.T, newStore newStoreFunc) {
 		f.do("POST", "/v1/activity-counts/runs?now=1", f.admin, "").problem(http.StatusBadRequest)
 		f.do("GET", "/v1/activity-counts/runs", f.admin, "").problem(http.StatusMethodNotAllowed)
 		// Catch-up: 3 days later, the 18 windows since the watermark are due.
-		f.clock.set(w2.Add(72*time.Hour + time.Minute))
+		f.clock.Set(w2.Add(72*time.Hour + time.Minute))
 		var run struct {
 			Windows []struct{ Start, End string }
 			Skipped int
@@ -364,7 +356,7 @@ func TestRunsEnqueue(t *testing.T) {
 	jobs := &fakeJobs{}
 	f := newCountFixture(t, memoryStore(t), jobs)
 	f.recordAt(1, "login", w0.Add(time.Minute))
-	f.clock.set(w1.Add(time.Minute))
+	f.clock.Set(w1.Add(time.Minute))
 	r := f.do("POST", "/v1/activity-counts/runs", f.admin, "").want(http.StatusAccepted)
 	if !strings.Contains(string(r.body), `"windows":[{"start":"2025-06-01T08:00:00Z","end":"2025-06-01T12:00:00Z"}]`) {
 		t.Fatalf("POST runs = %s", r.body)

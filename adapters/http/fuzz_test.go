@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/test/stores"
 )
 
 // Fuzz tests for every decoder of client input: event bodies, batch
@@ -193,7 +194,7 @@ func FuzzCountsQuery(f *testing.F) {
 		"cursor=YwEAAAAAAAAAAAAAAAAAAAAB"} {
 		f.Add(q)
 	}
-	fx := newCountFixture(f, memoryStore(nil), nil)
+	fx := newCountFixture(f, stores.Memory(f), nil)
 	fx.skipRequestCheck = true // malformed on purpose: only the responses are checked against the document
 	fx.recordAt(1, "login", w0)
 	fx.recordAt(2, "login", w0)

@@ -20,22 +20,18 @@ import (
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // t0 is the fake clock's start; every reading advances it by a millisecond
 // so that events have distinct, ordered recorded_at times.
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
+// newClock is the fixture's clock: t0 + 1ms, t0 + 2ms, ...
+func newClock() *testenv.Clock {
+	c := testenv.NewClock(t0.Add(time.Millisecond))
+	c.SetStep(time.Millisecond)
+	return c
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.
@@ -95,7 +91,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, store: memory.New(), logs: &syncBuffer{}}
 	f.events = f.store
-	clock := &fakeClock{t: t0}
+	clock := newClock()
 	f.tokens = app.NewTokens(f.store, clock)
 	cfg := httpapi.Config{
 		Auth:    f.tokens,

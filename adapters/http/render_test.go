@@ -13,6 +13,7 @@ import (
 	"github.com/activityd/activityd/adapters/storage/memory"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/test/testenv"
 )
 
 // The reflection-based rendering the append encoder replaced: the encoder
@@ -141,7 +142,7 @@ func FuzzAppendString(f *testing.F) {
 // already stored and refused items alike.
 func TestBatchAnswerMatchesEncode(t *testing.T) {
 	srv := NewServer(Config{
-		Events:       app.NewEvents(memory.New(), fixedClock{}, domain.DefaultLimits()),
+		Events:       app.NewEvents(memory.New(), testenv.NewClock(time.Date(2025, 10, 10, 18, 30, 0, 123456000, time.UTC)), domain.DefaultLimits()),
 		AuthDisabled: true,
 	})
 	post := func(path, body string) *httptest.ResponseRecorder {
@@ -181,8 +182,3 @@ func TestBatchAnswerMatchesEncode(t *testing.T) {
 		t.Errorf("batch answer:\n got %s\nwant %s", rec.Body, want)
 	}
 }
-
-// fixedClock is a ports.Clock at one instant.
-type fixedClock struct{}
-
-func (fixedClock) Now() time.Time { return time.Date(2025, 10, 10, 18, 30, 0, 123456000, time.UTC) }
