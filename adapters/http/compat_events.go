@@ -82,18 +82,12 @@ func (s *Server) trackingCreate(w http.ResponseWriter, r *http.Request) {
 		s.trackingFail(w, r, err)
 		return
 	}
-	body, done, err := s.readBody(w, r)
+	in, done, err := decodeBody(s, w, r, "event", decodeTrackingEvent)
 	if err != nil {
 		s.trackingFail(w, r, asBodyError(err))
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	in := decodeTrackingEvent(body, fe)
-	if err := fe.err("the request body is not a valid event"); err != nil {
-		s.trackingFail(w, r, asBodyError(err))
-		return
-	}
 	in.IdempotencyKey = key
 	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in)
 	if err != nil {

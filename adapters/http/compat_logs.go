@@ -103,18 +103,12 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 		s.logsFail(w, r, err)
 		return
 	}
-	body, done, err := s.readBody(w, r)
+	in, done, err := decodeBody(s, w, r, "log", decodeLogEntry)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	in := decodeLogEntry(body, fe)
-	if err := fe.err("the request body is not a valid log"); err != nil {
-		s.logsFail(w, r, asBodyError(err))
-		return
-	}
 	p := principalFrom(r.Context())
 	in.UserID = p.UserID
 	in.IdempotencyKey = key
@@ -264,18 +258,12 @@ func logsTime(s string, end bool) string {
 // could rewrite the action, is not offered). Another user's log is 404 to
 // a non-admin.
 func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
-	body, done, err := s.readBody(w, r)
+	status, done, err := decodeBody(s, w, r, "status change", decodeLogStatus)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	status := decodeLogStatus(body, fe)
-	if err := fe.err("the request body is not a valid status change"); err != nil {
-		s.logsFail(w, r, asBodyError(err))
-		return
-	}
 	e, err := s.events.Transition(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "log_id"), status)
 	if err != nil {
 		s.logsFail(w, r, err)

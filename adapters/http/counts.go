@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/activityd/activityd/domain"
 )
@@ -61,10 +60,7 @@ type runJSON struct {
 }
 
 // The query parameters of the count listings.
-var (
-	countParams     = []string{"user_id", "from", "to", "order", "limit", "cursor"}
-	userCountParams = slices.DeleteFunc(slices.Clone(countParams), func(p string) bool { return p == "user_id" })
-)
+var countParams = []string{"user_id", "from", "to", "order", "limit", "cursor"}
 
 func countQuery(vals url.Values) domain.CountQuery {
 	var q domain.CountQuery
@@ -77,31 +73,15 @@ func countQuery(vals url.Values) domain.CountQuery {
 	return q
 }
 
-// listCounts is GET /v1/activity-counts.
+// listCounts is GET /v1/activity-counts and GET
+// /v1/users/{user_id}/activity-counts.
 func (s *Server) listCounts(w http.ResponseWriter, r *http.Request) {
-	vals, err := parseQuery(r, countParams)
+	vals, err := listingParams(r, countParams)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.counts(w, r, countQuery(vals))
-}
-
-// listUserCounts is GET /v1/users/{user_id}/activity-counts.
-func (s *Server) listUserCounts(w http.ResponseWriter, r *http.Request) {
-	user, err := pathUser(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	vals, err := parseQuery(r, userCountParams)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := countQuery(vals)
-	q.UserID = user
-	s.counts(w, r, q)
 }
 
 func (s *Server) counts(w http.ResponseWriter, r *http.Request, q domain.CountQuery) {

@@ -240,6 +240,7 @@ func countsSuite(t *testing.T, newStore newStoreFunc) {
 		f.do("GET", "/v1/users/0/activity-counts", f.admin, "").problem(http.StatusNotFound)
 		f.do("GET", "/v1/users/x/activity-counts", f.admin, "").problem(http.StatusNotFound)
 		f.do("GET", "/v1/users/01/activity-counts", f.admin, "").problem(http.StatusNotFound)
+		f.do("GET", "/v1/users//activity-counts", f.admin, "").problem(http.StatusNotFound)
 	})
 	t.Run("paging", func(t *testing.T) {
 		for _, order := range []string{"desc", "asc"} {

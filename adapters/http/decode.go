@@ -86,6 +86,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	return body, release, nil
 }
 
+// decodeBody reads the request body (readBody) and decodes it with decode,
+// which reports problems of shape to fe: any is a 400 saying the body is
+// not a valid what. On success the body's bytes stay reserved until done
+// is called, deferred.
+func decodeBody[T any](s *Server, w http.ResponseWriter, r *http.Request, what string, decode func(json.RawMessage, *fieldErrors) T) (v T, done func(), err error) {
+	body, done, err := s.readBody(w, r)
+	if err != nil {
+		return v, nil, err
+	}
+	fe := &fieldErrors{}
+	v = decode(body, fe)
+	if err := fe.err("the request body is not a valid " + what); err != nil {
+		done()
+		var zero T
+		return zero, nil, err
+	}
+	return v, done, nil
+}
+
 // syntaxProblem explains why body is not exactly one JSON value.
 func syntaxProblem(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -313,6 +332,11 @@ func decodeNewEvent(raw json.RawMessage, path string, fe *fieldErrors) domain.Ne
 		}
 	}
 	return in
+}
+
+// decodeEvent decodes the body of POST /v1/events.
+func decodeEvent(raw json.RawMessage, fe *fieldErrors) domain.NewEvent {
+	return decodeNewEvent(raw, "", fe)
 }
 
 // decodeBatch decodes {"events":[...]}. It returns the raw items; a

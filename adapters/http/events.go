@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -91,18 +90,12 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, done, err := s.readBody(w, r)
+	in, done, err := decodeBody(s, w, r, "event", decodeEvent)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	in := decodeNewEvent(body, "", fe)
-	if err := fe.err("the request body is not a valid event"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	in.IdempotencyKey = key
 	e, created, err := s.events.Record(r.Context(), principalFrom(r.Context()), in)
 	if err != nil {
@@ -135,23 +128,18 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 			fieldProblem{Field: "Idempotency-Key", Code: codeUnknownField, Message: "is not supported on a batch; give each event an id"}))
 		return
 	}
-	body, done, err := s.readBody(w, r)
+	raws, done, err := decodeBody(s, w, r, "batch", decodeBatch)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	raws := decodeBatch(body, fe)
-	if err := fe.err("the request body is not a valid batch"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if len(raws) > app.MaxBatch {
 		// Checked before decoding the items, which could be many.
 		s.fail(w, r, domain.Invalid("events", domain.CodeTooMany, "must hold at most %d events (got %d)", app.MaxBatch, len(raws)))
 		return
 	}
+	fe := &fieldErrors{}
 	ins := make([]domain.NewEvent, len(raws))
 	for i, raw := range raws {
 		ins[i] = decodeNewEvent(raw, "events["+strconv.Itoa(i)+"].", fe)
@@ -208,34 +196,14 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, "application/json", b)
 }
 
-// listEvents is GET /v1/events.
+// listEvents is GET /v1/events and GET /v1/users/{user_id}/events.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	vals, err := parseQuery(r, listParams, "action")
+	vals, err := listingParams(r, listParams, "action")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.list(w, r, listQuery(vals))
-}
-
-// userListParams are listParams without user_id, which the path names.
-var userListParams = slices.DeleteFunc(slices.Clone(listParams), func(p string) bool { return p == "user_id" })
-
-// listUserEvents is GET /v1/users/{user_id}/events.
-func (s *Server) listUserEvents(w http.ResponseWriter, r *http.Request) {
-	user, err := pathUser(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	vals, err := parseQuery(r, userListParams, "action")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q := listQuery(vals)
-	q.UserID = user
-	s.list(w, r, q)
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
@@ -270,18 +238,12 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, done, err := s.readBody(w, r)
+	status, done, err := decodeBody(s, w, r, "status change", decodeStatusChange)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	defer done()
-	fe := &fieldErrors{}
-	status := decodeStatusChange(body, fe)
-	if err := fe.err("the request body is not a valid status change"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	e, err := s.events.Transition(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"), status)
 	if err != nil {
 		s.fail(w, r, err)

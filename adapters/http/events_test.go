@@ -651,6 +651,7 @@ func TestListErrors(t *testing.T) {
 		{name: "user route: leading zero", path: "/v1/users/01/events", code: 404},
 		{name: "user route: huge", path: "/v1/users/99999999999999999999/events", code: 404},
 		{name: "user route: escaped", path: "/v1/users/%31/events", code: 404},
+		{name: "user route: empty", path: "/v1/users//events", code: 404},
 		{name: "user route: user_id parameter", path: "/v1/users/1/events?user_id=1", code: 400, fields: []string{"user_id"}},
 		{name: "user route: bad limit", path: "/v1/users/1/events?limit=-5", code: 422, fields: []string{"limit"}},
 	}

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 
@@ -38,6 +40,26 @@ func writeListing[P any](s *Server, w http.ResponseWriter, r *http.Request, l ap
 		l.Keep(b)
 	}
 	s.writeList(w, b, l.Cache)
+}
+
+// listingParams reads the parameters of a /v1 listing: the allowed ones
+// from the query string (parseQuery) and, on the /v1/users/{user_id}/...
+// routes, user_id from the path, where the query string may not name it.
+func listingParams(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
+	if rc := chi.RouteContext(r.Context()); rc == nil || !slices.Contains(rc.URLParams.Keys, "user_id") {
+		return parseQuery(r, allowed, repeatable...)
+	}
+	user, err := pathUser(r)
+	if err != nil {
+		return nil, err
+	}
+	allowed = slices.DeleteFunc(slices.Clone(allowed), func(p string) bool { return p == "user_id" })
+	vals, err := parseQuery(r, allowed, repeatable...)
+	if err != nil {
+		return nil, err
+	}
+	vals.Set("user_id", user)
+	return vals, nil
 }
 
 // errNoSuchUser answers a path naming a user that cannot exist.

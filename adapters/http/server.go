@@ -213,10 +213,10 @@ func (s *Server) routes() {
 		r.Get("/v1/events", s.listEvents)
 		r.Get("/v1/events/{id}", s.getEvent)
 		r.Patch("/v1/events/{id}", s.patchEvent)
-		r.Get("/v1/users/{user_id}/events", s.listUserEvents)
+		r.Get("/v1/users/{user_id}/events", s.listEvents)
 		if s.countUC != nil {
 			r.Get("/v1/activity-counts", s.listCounts)
-			r.Get("/v1/users/{user_id}/activity-counts", s.listUserCounts)
+			r.Get("/v1/users/{user_id}/activity-counts", s.listCounts)
 			r.Post("/v1/activity-counts/runs", s.runCounts)
 		}
 	})
