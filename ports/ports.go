@@ -1,7 +1,11 @@
 // Package ports declares the interfaces the activityd core needs from the
-// outside world (storage, cache, jobs, clock) and the one it offers to
-// jobs adapters (CountJob). Adapters implement them; the app package
-// depends only on them.
+// outside world — storage (Events, Counts, Tokens, together Store), the
+// read cache (Cache, with the optional LatestGetter and InstanceWatcher),
+// the record of invalidations the cache missed (CacheLedger), rate and
+// failure limits (Limiter), jobs (Jobs) and the clock (Clock) — and the
+// one it offers to jobs adapters (CountJob). Adapters implement them, each
+// proved by a contract suite under test/; the app package depends only on
+// them (docs/architecture.md, The ports).
 package ports
 
 import (

@@ -34,7 +34,7 @@ import (
 func (s *Server) compatRoutes(m chi.Router) {
 	both := func(path string) []string { return []string{path, path + "/"} }
 
-	// Event-tracking surface (Go/gin predecessor), compat.md §A.
+	// Event-tracking surface (Go/gin predecessor), docs/compat.md, "Event-tracking surface".
 	m.Group(func(r chi.Router) {
 		r.Use(s.authenticateAs(s.trackingFail))
 		for _, p := range both("/api/event") {
@@ -45,7 +45,7 @@ func (s *Server) compatRoutes(m chi.Router) {
 		}
 	})
 
-	// Activity-logger surface (Django REST predecessor), compat.md §B.
+	// Activity-logger surface (Django REST predecessor), docs/compat.md, "Activity-logger surface".
 	m.Group(func(r chi.Router) {
 		r.Use(s.authenticateAs(s.logsFail))
 		for _, p := range both("/api/logs") {

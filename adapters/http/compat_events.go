@@ -1,6 +1,6 @@
 package httpapi
 
-// The event-tracking surface (Go/gin predecessor, compat.md §A):
+// The event-tracking surface (Go/gin predecessor, docs/compat.md, "Event-tracking surface"):
 //
 //	POST /api/event   {"user_id","event_action_timestamp","action","metadata"} → 201 {"createdAt","id"}
 //	GET  /api/events  ?user_id=&from=&to=&limit=&offset= → 200 [{"id","user_id","event_action_timestamp","action","metadata"}]

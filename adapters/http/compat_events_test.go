@@ -13,7 +13,7 @@ import (
 	"github.com/activityd/activityd/domain"
 )
 
-// The event-tracking surface (compat.md §A), tested the way a client of
+// The event-tracking surface (docs/compat.md, "Event-tracking surface"), tested the way a client of
 // the Go/gin predecessor uses it.
 
 func TestEventTrackingSurface(t *testing.T)         { trackingSuite(t, memoryStore) }

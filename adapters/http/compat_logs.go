@@ -1,6 +1,6 @@
 package httpapi
 
-// The activity-logger surface (Django REST predecessor, compat.md §B):
+// The activity-logger surface (Django REST predecessor, docs/compat.md, "Activity-logger surface"):
 //
 //	POST  /api/logs/                  {"action","metadata"} → 201 log
 //	GET   /api/logs/{user_id}/        ?action=&start=&end=&from=&to=&limit=&offset= → 200 [log, ...]

@@ -19,7 +19,7 @@ import (
 	"github.com/activityd/activityd/domain"
 )
 
-// The activity-logger surface (compat.md §B), tested the way a client of
+// The activity-logger surface (docs/compat.md, "Activity-logger surface"), tested the way a client of
 // the Django REST predecessor uses it: "Authorization: Token <token>",
 // bodies and paths as its README showed them.
 
