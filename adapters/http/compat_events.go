@@ -176,7 +176,7 @@ func (s *Server) trackingList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	writeListing(s, w, r, l, trackingView, s.trackingFail)
+	writeListing(w, r, l, trackingView, s.trackingFail)
 }
 
 // trackingView renders GET /api/events: a bare array, [] when empty.

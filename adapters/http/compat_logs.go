@@ -209,7 +209,7 @@ func (s *Server) logsList(w http.ResponseWriter, r *http.Request) {
 		}))
 		return
 	}
-	writeListing(s, w, r, l, logsView, s.logsFail)
+	writeListing(w, r, l, logsView, s.logsFail)
 }
 
 // logsView renders GET /api/logs/{user_id}: a bare array, [] when empty.

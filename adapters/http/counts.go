@@ -90,7 +90,7 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request, q domain.CountQu
 		s.fail(w, r, err)
 		return
 	}
-	writeListing(s, w, r, l, v1CountView, s.fail)
+	writeListing(w, r, l, v1CountView, s.fail)
 }
 
 // runCounts is POST /v1/activity-counts/runs: an admin has the windows

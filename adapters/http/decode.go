@@ -15,6 +15,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/activityd/activityd/domain"
 )
 
@@ -442,4 +444,39 @@ func actions(vals []string) []string {
 		}
 	}
 	return out
+}
+
+// listingParams reads the parameters of a /v1 listing: the allowed ones
+// from the query string (parseQuery) and, on the /v1/users/{user_id}/...
+// routes, user_id from the path, where the query string may not name it.
+func listingParams(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
+	if rc := chi.RouteContext(r.Context()); rc == nil || !slices.Contains(rc.URLParams.Keys, "user_id") {
+		return parseQuery(r, allowed, repeatable...)
+	}
+	user, err := pathUser(r)
+	if err != nil {
+		return nil, err
+	}
+	allowed = slices.DeleteFunc(slices.Clone(allowed), func(p string) bool { return p == "user_id" })
+	vals, err := parseQuery(r, allowed, repeatable...)
+	if err != nil {
+		return nil, err
+	}
+	vals.Set("user_id", user)
+	return vals, nil
+}
+
+// errNoSuchUser answers a path naming a user that cannot exist.
+var errNoSuchUser = &httpError{status: http.StatusNotFound, slug: slugNotFound,
+	detail: "there is no such user: a user id is a positive integer"}
+
+// pathUser reads the {user_id} path segment: a positive int64 in
+// canonical decimal form, or errNoSuchUser (a 404: no such resource).
+// It returns the segment, for the use case's query.
+func pathUser(r *http.Request) (string, error) {
+	raw := chi.URLParam(r, "user_id")
+	if _, ok := domain.ParseUserID(raw); !ok {
+		return "", errNoSuchUser
+	}
+	return raw, nil
 }

@@ -212,7 +212,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q domain.Query) {
 		s.fail(w, r, err)
 		return
 	}
-	writeListing(s, w, r, l, v1View, s.fail)
+	writeListing(w, r, l, v1View, s.fail)
 }
 
 // v1View renders /v1 listings.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -220,13 +219,6 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, c
 		b, status, contentType = internalProblem, http.StatusInternalServerError, "application/problem+json"
 	}
 	writeRaw(w, status, contentType, b)
-}
-
-// writeList answers a list read with the bytes a view rendered (perhaps
-// from the cache), saying how it was served.
-func (s *Server) writeList(w http.ResponseWriter, b []byte, res app.CacheResult) {
-	w.Header().Set("X-Cache", string(res))
-	writeRaw(w, http.StatusOK, "application/json", b)
 }
 
 func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {

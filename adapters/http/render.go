@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -132,4 +134,36 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// A view is how one surface renders a page of a listing (P is
+// domain.Page or domain.CountPage), and the name the use cases cache that
+// rendering under. The rendering stays here: a use case hands back either
+// the bytes it kept for the view or the page, and the page's rendering is
+// handed back to it (app.Listing.Keep).
+type view[P any] struct {
+	name   string
+	render func(P) ([]byte, error)
+}
+
+// jsonView is a view whose bytes are the JSON encoding of render's result,
+// exactly as writeJSON would have written it.
+func jsonView[P, T any](name string, render func(P) T) view[P] {
+	return view[P]{name: name, render: func(p P) ([]byte, error) { return encode(render(p)) }}
+}
+
+// writeListing answers with a listing as v renders it, saying in X-Cache
+// how it was served (HIT, MISS or BYPASS).
+func writeListing[P any](w http.ResponseWriter, r *http.Request, l app.Listing[P], v view[P], fail failFunc) {
+	b := l.Body
+	if b == nil {
+		var err error
+		if b, err = v.render(l.Page); err != nil {
+			fail(w, r, err)
+			return
+		}
+		l.Keep(b)
+	}
+	w.Header().Set("X-Cache", string(l.Cache))
+	writeRaw(w, http.StatusOK, "application/json", b)
 }
