@@ -177,13 +177,8 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 	if f.Offset > 0 {
 		hits = hits[min(f.Offset, len(hits)):]
 	}
-	limit := cmp.Or(f.Limit, domain.DefaultLimit)
 	var page domain.Page
-	if len(hits) > limit {
-		hits = hits[:limit]
-		page.Next = f.CursorAfter(hits[limit-1])
-	}
-	page.Events = hits
+	page.Events, page.Next = storage.TrimPage(hits, cmp.Or(f.Limit, domain.DefaultLimit), f.CursorAfter)
 	return page, nil
 }
 
@@ -350,13 +345,8 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 		after := key(c.WindowStart, c.UserID)
 		hits = slices.DeleteFunc(hits, func(h domain.WindowCount) bool { return after(h) <= 0 })
 	}
-	limit := cmp.Or(f.Limit, domain.DefaultLimit)
 	var page domain.CountPage
-	if len(hits) > limit {
-		hits = hits[:limit]
-		page.Next = f.CursorAfter(hits[limit-1])
-	}
-	page.Counts = hits
+	page.Counts, page.Next = storage.TrimPage(hits, cmp.Or(f.Limit, domain.DefaultLimit), f.CursorAfter)
 	if page.Counts == nil {
 		page.Counts = []domain.WindowCount{}
 	}

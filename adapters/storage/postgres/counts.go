@@ -11,6 +11,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -168,9 +169,6 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	if err := rows.Err(); err != nil {
 		return domain.CountPage{}, fmt.Errorf("postgres: list counts: %w", wrap(err))
 	}
-	if len(page.Counts) > limit {
-		page.Counts = page.Counts[:limit]
-		page.Next = f.CursorAfter(page.Counts[limit-1])
-	}
+	page.Counts, page.Next = storage.TrimPage(page.Counts, limit, f.CursorAfter)
 	return page, nil
 }

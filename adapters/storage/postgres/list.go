@@ -9,6 +9,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -142,10 +143,6 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, fmt.Errorf("postgres: list events: %w", wrap(err))
 	}
 	var page domain.Page
-	if len(events) > limit {
-		events = events[:limit]
-		page.Next = f.CursorAfter(events[limit-1])
-	}
-	page.Events = events
+	page.Events, page.Next = storage.TrimPage(events, limit, f.CursorAfter)
 	return page, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -142,10 +143,7 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	if err := rows.Err(); err != nil {
 		return domain.CountPage{}, mapErr("list counts", err)
 	}
-	if len(page.Counts) > limit {
-		page.Counts = page.Counts[:limit]
-		page.Next = f.CursorAfter(page.Counts[limit-1])
-	}
+	page.Counts, page.Next = storage.TrimPage(page.Counts, limit, f.CursorAfter)
 	return page, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -115,21 +116,15 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 	if err := s.r.SelectContext(ctx, &rows, q, args...); err != nil {
 		return domain.Page{}, mapErr("list events", err)
 	}
-	var page domain.Page
-	more := len(rows) > limit
-	if more {
-		rows = rows[:limit]
-	}
-	page.Events = make([]domain.Event, len(rows))
+	events := make([]domain.Event, len(rows))
 	for i, r := range rows {
 		e, err := r.event()
 		if err != nil {
 			return domain.Page{}, mapErr("list events", err)
 		}
-		page.Events[i] = e
+		events[i] = e
 	}
-	if more {
-		page.Next = f.CursorAfter(page.Events[limit-1])
-	}
+	var page domain.Page
+	page.Events, page.Next = storage.TrimPage(events, limit, f.CursorAfter)
 	return page, nil
 }
