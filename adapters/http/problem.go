@@ -220,11 +220,3 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, c
 	}
 	writeRaw(w, status, contentType, b)
 }
-
-func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}

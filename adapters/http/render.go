@@ -167,3 +167,12 @@ func writeListing[P any](w http.ResponseWriter, r *http.Request, l app.Listing[P
 	w.Header().Set("X-Cache", string(l.Cache))
 	writeRaw(w, http.StatusOK, "application/json", b)
 }
+
+// writeRaw writes b as the response body, with its length.
+func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
