@@ -31,9 +31,7 @@ func normalize(e domain.Event) domain.Event {
 	if e.Status == "" {
 		e.Status = domain.StatusPending
 	}
-	if len(e.Metadata) == 0 {
-		e.Metadata = []byte("{}")
-	}
+	e.Metadata = e.MetadataOrEmpty()
 	return e
 }
 

@@ -175,7 +175,7 @@ func (s jsonScanner) Scan(src any) error {
 	case string:
 		*s.raw = json.RawMessage(v)
 	case nil:
-		*s.raw = json.RawMessage("{}")
+		*s.raw = domain.EmptyMetadata()
 	default:
 		return fmt.Errorf("postgres: cannot read %T as JSON", src)
 	}

@@ -26,13 +26,6 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-func metadataOf(e domain.Event) []byte {
-	if len(e.Metadata) == 0 {
-		return []byte("{}")
-	}
-	return e.Metadata
-}
-
 func (r eventRow) event() (domain.Event, error) {
 	var e domain.Event
 	if len(r.ID) != len(e.ID) {
@@ -55,13 +48,13 @@ func stored(e domain.Event) domain.Event {
 	e.OccurredAt = fromMicros(micros(e.OccurredAt))
 	e.RecordedAt = fromMicros(micros(e.RecordedAt))
 	e.UpdatedAt = fromMicros(micros(e.UpdatedAt))
-	e.Metadata = append([]byte(nil), metadataOf(e)...)
+	e.Metadata = append([]byte(nil), e.MetadataOrEmpty()...)
 	return e
 }
 
 func eventArgs(args []any, e domain.Event) []any {
 	return append(args, e.ID[:], e.UserID, string(e.Action), string(e.Status),
-		micros(e.OccurredAt), micros(e.RecordedAt), micros(e.UpdatedAt), string(metadataOf(e)))
+		micros(e.OccurredAt), micros(e.RecordedAt), micros(e.UpdatedAt), string(e.MetadataOrEmpty()))
 }
 
 // multiRow returns head followed by n copies of row, comma-separated.
