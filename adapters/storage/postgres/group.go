@@ -9,7 +9,6 @@ import (
 
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
-	"github.com/activityd/activityd/ports"
 )
 
 // Creates are group-committed (storage.Group): concurrent ones queue, and
@@ -32,76 +31,44 @@ func flushersFor(maxOpen, procs int) int {
 	return min(max(procs, 2), max(maxOpen/4, 1), 8)
 }
 
-// createReq is what a Create asks of the group commit.
-type createReq struct {
-	e  domain.Event
-	by string
-}
-
-// createRes is a Create's answer: its own error, one request of a group
-// failing alone.
-type createRes struct {
-	c   ports.Created
-	err error
-}
-
 // Create implements ports.Events: the event and its first history entry,
 // or, for an id already stored, the stored event. Concurrent calls share
 // statements and commits (group commit).
 func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	r, err := s.group.Do(ctx, createReq{e: e, by: by})
+	r, err := s.group.Do(ctx, storage.CreateReq{Event: e, By: by})
 	if err != nil {
 		// Closed, or given up: the event may still be stored, and a retry
 		// with the same id finds it.
 		return domain.Event{}, false, fmt.Errorf("postgres: create event: %w", wrap(err))
 	}
-	return r.c.Event, r.c.Created, r.err
+	return r.Event, r.Created, r.Err
 }
 
 // flush stores a group and answers each of its requests.
-func (s *Store) flush(calls []storage.Call[createReq]) []createRes {
+func (s *Store) flush(calls []storage.Call[storage.CreateReq]) []storage.CreateRes {
 	if len(calls) == 1 {
-		return []createRes{s.flushOne(calls[0])}
+		return []storage.CreateRes{s.flushOne(calls[0])}
 	}
 	// Shared by requests with deadlines of their own: bounded by the
 	// store's operation timeout, not by any one of them.
 	ctx, cancel := s.op(context.Background())
 	defer cancel()
-	es := make([]domain.Event, len(calls))
-	for i, c := range calls {
-		es[i] = c.Req.e
-	}
+	es, by := storage.GroupEvents(calls)
 	ctx, span := storage.BatchSpan(ctx, s.tracer, "postgres.group_commit", storage.Contexts(calls),
 		semconv.DBSystemNamePostgreSQL, semconv.DBOperationBatchSize(len(calls)))
 	// One prepared statement, no transaction around it: one round trip
 	// and one commit for the whole group.
-	out, err := s.createMany(ctx, cached{s}, es, func(i int) string { return calls[i].Req.by })
+	out, err := s.createMany(ctx, cached{s}, es, by)
 	storage.EndSpan(span, err)
-	res := make([]createRes, len(calls))
-	switch {
-	case err == nil:
-		for i := range res {
-			res[i].c = out[i]
-		}
-	case errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil:
-		for i := range res {
-			res[i].err = err
-		}
-	default:
-		// One event the database refused must not fail the others:
-		// store each alone.
-		for i, c := range calls {
-			res[i] = s.flushOne(c)
-		}
-	}
-	return res
+	shared := func(err error) bool { return errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil }
+	return storage.SettleCreates(calls, out, err, shared, s.flushOne)
 }
 
 // flushOne stores one request's event with createSQL, within its own
 // context.
-func (s *Store) flushOne(c storage.Call[createReq]) createRes {
-	e, created, err := s.createOne(c.Ctx, c.Req.e, c.Req.by)
-	return createRes{c: ports.Created{Event: e, Created: created}, err: err}
+func (s *Store) flushOne(c storage.Call[storage.CreateReq]) storage.CreateRes {
+	e, created, err := s.createOne(c.Ctx, c.Req.Event, c.Req.By)
+	return storage.CreateRes{Event: e, Created: created, Err: err}
 }

@@ -172,10 +172,10 @@ type Store struct {
 	cfg       pq.Config // as used for the pool, for the migration connection
 	opTimeout time.Duration
 	stmts     stmtCache
-	unobserve func() error                         // ends the pool metrics
-	group     *storage.Group[createReq, createRes] // the queue behind Create
-	tokens    *tokenCache                          // TokenByHash's cache
-	tracer    trace.Tracer                         // group commit spans; nil: not traced
+	unobserve func() error         // ends the pool metrics
+	group     *storage.CreateGroup // the queue behind Create
+	tokens    *tokenCache          // TokenByHash's cache
+	tracer    trace.Tracer         // group commit spans; nil: not traced
 }
 
 var (

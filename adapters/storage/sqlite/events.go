@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
@@ -18,16 +19,16 @@ const selectEvent = `SELECT ` + eventColumns + ` FROM events WHERE id = ?`
 // one transaction; an existing id stores nothing and returns the stored
 // event. Concurrent calls share transactions (see flushGroup).
 func (s *Store) Create(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
-	r, err := s.group.Do(ctx, createReq{e: e, by: by})
+	r, err := s.group.Do(ctx, storage.CreateReq{Event: e, By: by})
 	if err == nil {
-		err = r.err
+		err = r.Err
 	}
 	if err != nil {
 		// Given up: the event may still be stored, and a retry with the
 		// same id finds it.
 		return domain.Event{}, false, mapErr("create event "+e.ID.String(), err)
 	}
-	return r.c.Event, r.c.Created, nil
+	return r.Event, r.Created, nil
 }
 
 // batchRows is how many events one multi-row INSERT carries (8 parameters

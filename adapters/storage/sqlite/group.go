@@ -18,19 +18,6 @@ import (
 // maxGroup bounds how many concurrent Creates share one transaction.
 const maxGroup = 256
 
-// createReq is what a Create asks of the group commit.
-type createReq struct {
-	e  domain.Event
-	by string
-}
-
-// createRes is a Create's answer: its own error, one request of a group
-// failing alone.
-type createRes struct {
-	c   ports.Created
-	err error
-}
-
 // groupTurn waits for a group's turn at the write connection, for as long
 // as its transaction may take.
 func (s *Store) groupTurn() (release func(), err error) {
@@ -55,7 +42,7 @@ func (s *Store) groupTimeout() time.Duration { return cmp.Or(s.timeout, s.busy) 
 // write connection as a small write (behind at most one batch, see
 // writeTurns), so every create that arrives meanwhile joins it; it holds
 // the turn while it is stored.
-func (s *Store) flushGroup(calls []storage.Call[createReq]) []createRes {
+func (s *Store) flushGroup(calls []storage.Call[storage.CreateReq]) []storage.CreateRes {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if len(calls) == 1 {
@@ -68,62 +55,43 @@ func (s *Store) flushGroup(calls []storage.Call[createReq]) []createRes {
 	if len(calls) > 1 {
 		ctx, span = s.groupSpan(ctx, calls)
 	}
-	es := make([]domain.Event, len(calls))
-	for i, c := range calls {
-		es[i] = c.Req.e
-	}
+	es, by := storage.GroupEvents(calls)
 	var out []ports.Created
 	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
 		if s.onTurn != nil {
 			s.onTurn(true)
 		}
 		var err error
-		out, err = insertEvents(ctx, tx, es, func(i int) string { return calls[i].Req.by })
+		out, err = insertEvents(ctx, tx, es, by)
 		return err
 	})
 	if span != nil {
 		storage.EndSpan(span, err)
 	}
-	res := make([]createRes, len(calls))
-	switch {
-	case err == nil:
-		for i := range res {
-			res[i].c = out[i]
-		}
-	case len(calls) == 1 || unavailable(err) || ctx.Err() != nil:
-		for i := range res {
-			res[i].err = err
-		}
-	default:
-		// One event the database refused must not fail the others: store
-		// each alone.
-		for i, c := range calls {
-			res[i] = s.createAlone(c)
-		}
-	}
-	return res
+	shared := func(err error) bool { return len(calls) == 1 || unavailable(err) || ctx.Err() != nil }
+	return storage.SettleCreates(calls, out, err, shared, s.createAlone)
 }
 
 // createAlone stores one request's event in a transaction of its own,
 // within its own context; the caller holds a turn.
-func (s *Store) createAlone(c storage.Call[createReq]) createRes {
+func (s *Store) createAlone(c storage.Call[storage.CreateReq]) storage.CreateRes {
 	ctx, cancel := s.opCtx(c.Ctx)
 	defer cancel()
 	var out []ports.Created
 	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		out, err = insertEvents(ctx, tx, []domain.Event{c.Req.e}, func(int) string { return c.Req.by })
+		out, err = insertEvents(ctx, tx, []domain.Event{c.Req.Event}, func(int) string { return c.Req.By })
 		return err
 	})
 	if err != nil {
-		return createRes{err: err}
+		return storage.CreateRes{Err: err}
 	}
-	return createRes{c: out[0]}
+	return storage.CreateRes{Event: out[0].Event, Created: out[0].Created}
 }
 
 // groupSpan starts the span of a group commit's shared transaction (see
 // flushGroup): storage.BatchSpan over the group's requests.
-func (s *Store) groupSpan(ctx context.Context, calls []storage.Call[createReq]) (context.Context, trace.Span) {
+func (s *Store) groupSpan(ctx context.Context, calls []storage.Call[storage.CreateReq]) (context.Context, trace.Span) {
 	return storage.BatchSpan(ctx, s.tracer, "sqlite.group_commit", storage.Contexts(calls),
 		semconv.DBSystemNameSQLite, semconv.DBOperationBatchSize(len(calls)))
 }

@@ -119,7 +119,7 @@ type Store struct {
 	tracer    trace.Tracer // group commit spans; nil: not traced
 	unobserve func() error // ends the pool metrics
 
-	group *storage.Group[createReq, createRes] // the group commit behind Create
+	group *storage.CreateGroup // the group commit behind Create
 
 	closeOnce sync.Once
 	closeErr  error

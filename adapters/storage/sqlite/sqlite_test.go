@@ -574,20 +574,20 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	good1, good2 := newEvent(1, "login", now), newEvent(2, "login", now)
 	bad := newEvent(3, "login", now)
 	bad.Status = "BOGUS" // breaks the CHECK constraint
-	calls := make([]storage.Call[createReq], 3)
+	calls := make([]storage.Call[storage.CreateReq], 3)
 	for i, e := range []domain.Event{good1, bad, good2} {
-		calls[i] = storage.Call[createReq]{Ctx: t.Context(), Req: createReq{e: e, by: "x"}}
+		calls[i] = storage.Call[storage.CreateReq]{Ctx: t.Context(), Req: storage.CreateReq{Event: e, By: "x"}}
 	}
 	results := s.flushGroup(calls)
 	if len(results) != len(calls) {
 		t.Fatalf("%d answers for %d requests", len(results), len(calls))
 	}
 	for i, res := range results {
-		if (res.err != nil) != (i == 1) {
-			t.Errorf("request %d: err = %v", i, res.err)
+		if (res.Err != nil) != (i == 1) {
+			t.Errorf("request %d: err = %v", i, res.Err)
 		}
-		if i != 1 && (!res.c.Created || res.c.Event.ID != calls[i].Req.e.ID) {
-			t.Errorf("request %d: %+v", i, res.c)
+		if i != 1 && (!res.Created || res.Event.ID != calls[i].Req.Event.ID) {
+			t.Errorf("request %d: %+v", i, res)
 		}
 	}
 	for _, e := range []domain.Event{good1, good2} {

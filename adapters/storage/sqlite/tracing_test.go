@@ -96,7 +96,7 @@ func TestGroupCommitSpan(t *testing.T) {
 	s := openTemp(t, storage.Options{TracerProvider: tp})
 	now := time.Now()
 	tr := tp.Tracer("test")
-	var calls []storage.Call[createReq]
+	var calls []storage.Call[storage.CreateReq]
 	var parents []trace.Span
 	for i := range 3 {
 		ctx := t.Context()
@@ -106,15 +106,15 @@ func TestGroupCommitSpan(t *testing.T) {
 			parents = append(parents, sp)
 		}
 		e := newEvent(int64(i+1), "login", now.Add(time.Duration(i)*time.Microsecond))
-		calls = append(calls, storage.Call[createReq]{Ctx: ctx, Req: createReq{e: e, by: "x"}})
+		calls = append(calls, storage.Call[storage.CreateReq]{Ctx: ctx, Req: storage.CreateReq{Event: e, By: "x"}})
 	}
 	results := s.flushGroup(calls)
 	if len(results) != len(calls) {
 		t.Fatalf("%d answers for %d requests", len(results), len(calls))
 	}
 	for _, res := range results {
-		if res.err != nil || !res.c.Created {
-			t.Fatalf("create: %v %+v", res.err, res.c)
+		if res.Err != nil || !res.Created {
+			t.Fatalf("create: %v %+v", res.Err, res)
 		}
 	}
 	for _, sp := range parents {
