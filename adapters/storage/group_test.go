@@ -334,3 +334,33 @@ func TestContexts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGroup is the group commit's own cost: calls to a flush that
+// stores nothing, one at a time and from many goroutines.
+func BenchmarkGroup(b *testing.B) {
+	flush := func(calls []storage.Call[int]) []int { return make([]int, len(calls)) }
+	b.Run("serial", func(b *testing.B) {
+		g := storage.NewGroup(1, 256, flush)
+		b.Cleanup(g.Close)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := g.Do(context.Background(), 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		g := storage.NewGroup(2, 256, flush)
+		b.Cleanup(g.Close)
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := g.Do(context.Background(), 1); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
