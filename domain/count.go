@@ -45,6 +45,17 @@ type CountCursor struct {
 	Order       Order
 }
 
+// PageSize is how many counts a page of f holds: Limit, or DefaultLimit
+// when f sets none.
+func (f CountFilter) PageSize() int { return pageSize(f.Limit) }
+
+// Page cuts counts, read in f's order as up to PageSize()+1, to a page, as
+// Filter.Page does for events.
+func (f CountFilter) Page(counts []WindowCount) CountPage {
+	counts, next := cutPage(counts, f.PageSize(), f.CursorAfter)
+	return CountPage{Counts: counts, Next: next}
+}
+
 // CursorAfter returns the cursor positioned on c for filter f.
 func (f CountFilter) CursorAfter(c WindowCount) *CountCursor {
 	return &CountCursor{WindowStart: c.Start, UserID: c.UserID, Order: f.Order}

@@ -77,6 +77,35 @@ func (f Filter) CursorAfter(e Event) *Cursor {
 	return &Cursor{Time: f.TimeOf(e), ID: e.ID, TimeField: f.TimeField, Order: f.Order}
 }
 
+// PageSize is how many events a page of f holds: Limit, or DefaultLimit
+// when f sets none.
+func (f Filter) PageSize() int { return pageSize(f.Limit) }
+
+// Page cuts events, read in f's order as up to PageSize()+1 (one more than
+// a page, to learn whether another follows), to a page whose Next is the
+// cursor after its last event when one did. Every store pages this way.
+func (f Filter) Page(events []Event) Page {
+	events, next := cutPage(events, f.PageSize(), f.CursorAfter)
+	return Page{Events: events, Next: next}
+}
+
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return DefaultLimit
+	}
+	return limit
+}
+
+// cutPage keeps the first size rows and, when there were more, returns
+// after's cursor on the last one kept.
+func cutPage[T, C any](rows []T, size int, after func(T) *C) ([]T, *C) {
+	if len(rows) <= size {
+		return rows, nil
+	}
+	rows = rows[:size]
+	return rows, after(rows[size-1])
+}
+
 const cursorVersion = 1
 
 // Encode renders the cursor as an opaque URL-safe string.

@@ -177,9 +177,7 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 	if f.Offset > 0 {
 		hits = hits[min(f.Offset, len(hits)):]
 	}
-	var page domain.Page
-	page.Events, page.Next = storage.TrimPage(hits, cmp.Or(f.Limit, domain.DefaultLimit), f.CursorAfter)
-	return page, nil
+	return f.Page(hits), nil
 }
 
 func matches(f domain.Filter, e domain.Event) bool {
@@ -345,8 +343,7 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 		after := key(c.WindowStart, c.UserID)
 		hits = slices.DeleteFunc(hits, func(h domain.WindowCount) bool { return after(h) <= 0 })
 	}
-	var page domain.CountPage
-	page.Counts, page.Next = storage.TrimPage(hits, cmp.Or(f.Limit, domain.DefaultLimit), f.CursorAfter)
+	page := f.Page(hits)
 	if page.Counts == nil {
 		page.Counts = []domain.WindowCount{}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -131,10 +130,7 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	if c := f.After; c != nil {
 		where = append(where, "(window_start, user_id) "+cmpOp+" ("+q.arg(c.WindowStart.UTC())+"::timestamptz, "+q.arg(c.UserID)+"::bigint)")
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultLimit
-	}
+	limit := f.PageSize()
 	sqlText := `SELECT window_start, max(window_end), user_id, array_agg(action), array_agg(count) FROM activity_counts`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -169,6 +165,5 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	if err := rows.Err(); err != nil {
 		return domain.CountPage{}, fmt.Errorf("postgres: list counts: %w", wrap(err))
 	}
-	page.Counts, page.Next = storage.TrimPage(page.Counts, limit, f.CursorAfter)
-	return page, nil
+	return f.Page(page.Counts), nil
 }

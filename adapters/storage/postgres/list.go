@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -58,7 +56,7 @@ func buildList(f domain.Filter) listQuery {
 	if f.Order == domain.Desc {
 		dir, cmpOp, boundOp = "DESC", "<", "<="
 	}
-	limit := cmp.Or(f.Limit, domain.DefaultLimit)
+	limit := f.PageSize()
 	offset := max(f.Offset, 0)
 
 	var common []string
@@ -129,8 +127,7 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		return domain.Page{}, fmt.Errorf("postgres: list events: %w", wrap(err))
 	}
 	defer rows.Close()
-	limit := cmp.Or(f.Limit, domain.DefaultLimit)
-	events := make([]domain.Event, 0, min(limit+1, 64))
+	events := make([]domain.Event, 0, min(f.PageSize()+1, 64))
 	var e domain.Event // one set of scan destinations for every row
 	dest := eventDest(&e)
 	for rows.Next() {
@@ -142,7 +139,5 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 	if err := rows.Err(); err != nil {
 		return domain.Page{}, fmt.Errorf("postgres: list events: %w", wrap(err))
 	}
-	var page domain.Page
-	page.Events, page.Next = storage.TrimPage(events, limit, f.CursorAfter)
-	return page, nil
+	return f.Page(events), nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -102,10 +101,7 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 		where = append(where, "(window_start, user_id) "+cmpOp+" (?, ?)")
 		args = append(args, micros(c.WindowStart), c.UserID)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultLimit
-	}
+	limit := f.PageSize()
 	q := `SELECT window_start, MAX(window_end), user_id, group_concat(action || '=' || count, ',')
 		FROM activity_counts`
 	if len(where) > 0 {
@@ -143,8 +139,7 @@ func (s *Store) ListCounts(ctx context.Context, f domain.CountFilter) (domain.Co
 	if err := rows.Err(); err != nil {
 		return domain.CountPage{}, mapErr("list counts", err)
 	}
-	page.Counts, page.Next = storage.TrimPage(page.Counts, limit, f.CursorAfter)
-	return page, nil
+	return f.Page(page.Counts), nil
 }
 
 // CountWindow implements ports.Events.

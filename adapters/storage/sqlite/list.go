@@ -4,14 +4,13 @@ import (
 	"context"
 	"strings"
 
-	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
 // listSQL builds the query for one page of f: the filters, the keyset
 // condition after f.After, the order with ties broken by id, and one row
 // more than the page to tell whether another page follows.
-func listSQL(f domain.Filter) (string, []any, int) {
+func listSQL(f domain.Filter) (string, []any) {
 	col := "recorded_at"
 	if f.TimeField == domain.ByOccurredAt {
 		col = "occurred_at"
@@ -70,10 +69,7 @@ func listSQL(f domain.Filter) (string, []any, int) {
 		where = append(where, upper)
 		args = append(args, upperArgs...)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultLimit
-	}
+	limit := f.PageSize()
 	var b strings.Builder
 	// Name the index: without statistics SQLite's planner sometimes picks
 	// the (user, time) index for a (user, action, time range) filter. Every
@@ -104,14 +100,14 @@ func listSQL(f domain.Filter) (string, []any, int) {
 		b.WriteString(" OFFSET ?")
 		args = append(args, f.Offset)
 	}
-	return b.String(), args, limit
+	return b.String(), args
 }
 
 // List implements ports.Events with keyset paging.
 func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	q, args, limit := listSQL(f)
+	q, args := listSQL(f)
 	var rows []eventRow
 	if err := s.r.SelectContext(ctx, &rows, q, args...); err != nil {
 		return domain.Page{}, mapErr("list events", err)
@@ -124,7 +120,5 @@ func (s *Store) List(ctx context.Context, f domain.Filter) (domain.Page, error) 
 		}
 		events[i] = e
 	}
-	var page domain.Page
-	page.Events, page.Next = storage.TrimPage(events, limit, f.CursorAfter)
-	return page, nil
+	return f.Page(events), nil
 }

@@ -327,7 +327,7 @@ func TestListUsesIndexes(t *testing.T) {
 			for _, order := range []domain.Order{domain.Desc, domain.Asc} {
 				f := sh.f
 				f.TimeField, f.Order = tf, order
-				q, args, _ := listSQL(f)
+				q, args := listSQL(f)
 				var plan []string
 				rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
 				if err != nil {
