@@ -51,7 +51,7 @@ func renderTrackingEvent(e domain.Event) trackingEventJSON {
 		UserID:    e.UserID,
 		Timestamp: domain.FormatTime(e.OccurredAt),
 		Action:    string(e.Action),
-		Metadata:  e.MetadataOrEmpty(),
+		Metadata:  e.Metadata,
 	}
 }
 

@@ -54,7 +54,7 @@ func renderLog(e domain.Event) logJSON {
 		User:      e.UserID,
 		Action:    strings.ToUpper(string(e.Action)), // ASCII: actions are [a-z0-9_.:-]
 		Timestamp: domain.FormatTime(e.RecordedAt),
-		Metadata:  e.MetadataOrEmpty(),
+		Metadata:  e.Metadata,
 		Status:    string(e.Status),
 	}
 }

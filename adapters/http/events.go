@@ -35,7 +35,7 @@ func renderEvent(e domain.Event) eventJSON {
 		OccurredAt: domain.FormatTime(e.OccurredAt),
 		RecordedAt: domain.FormatTime(e.RecordedAt),
 		UpdatedAt:  domain.FormatTime(e.UpdatedAt),
-		Metadata:   e.MetadataOrEmpty(),
+		Metadata:   e.Metadata,
 	}
 }
 

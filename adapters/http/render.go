@@ -16,7 +16,9 @@ import (
 // functions append the same bytes encodeJSON would write for eventJSON and
 // pageJSON (render_test.go holds them to that) straight into one buffer
 // sized up front. Metadata is appended as stored: every store keeps the
-// canonical compact form the domain produced when it was written.
+// canonical compact form the domain produced when it was written (an
+// empty object when none was sent: domain.EmptyMetadata), so a renderer
+// adds no default of its own.
 
 // eventSize estimates the encoded size of e, for sizing buffers.
 func eventSize(e domain.Event) int { return 200 + len(e.Action) + len(e.Metadata) }
@@ -38,7 +40,11 @@ func appendEvent(b []byte, e domain.Event) []byte {
 	b = append(b, `","updated_at":"`...)
 	b = appendTime(b, e.UpdatedAt)
 	b = append(b, `","metadata":`...)
-	b = append(b, e.MetadataOrEmpty()...)
+	if len(e.Metadata) == 0 {
+		b = append(b, "null"...) // as encoding/json renders a nil json.RawMessage
+	} else {
+		b = append(b, e.Metadata...)
+	}
 	return append(b, '}')
 }
 
