@@ -27,12 +27,11 @@ type Group[Req, Res any] struct {
 	maxSize int
 	turn    func() (release func(), err error)
 
-	calls  chan *pending[Req, Res]
-	slots  chan struct{}  // one per flusher at work
-	mu     sync.RWMutex   // held to send on calls; Lock to close it
-	closed bool           // under mu
-	done   chan struct{}  // closed when dispatch has returned
-	busy   sync.WaitGroup // the flushers at work
+	calls    chan *pending[Req, Res]
+	gather   chan struct{}  // a token: the one flusher that takes calls
+	mu       sync.RWMutex   // held to send on calls; Lock to close it
+	closed   bool           // under mu
+	flushers sync.WaitGroup // the flusher goroutines
 }
 
 // Call is one request of a group: its caller's context (its deadline, its
@@ -83,10 +82,12 @@ func NewGroup[Req, Res any](flushers, maxSize int, flush func(calls []Call[Req])
 		maxSize: max(maxSize, 1),
 		turn:    o.turn,
 		calls:   make(chan *pending[Req, Res]),
-		slots:   make(chan struct{}, max(flushers, 1)),
-		done:    make(chan struct{}),
+		gather:  make(chan struct{}, 1),
 	}
-	go g.dispatch()
+	g.gather <- struct{}{}
+	for range max(flushers, 1) {
+		g.flushers.Go(g.flusher)
+	}
 	return g
 }
 
@@ -135,35 +136,46 @@ func (g *Group[Req, Res]) Close() {
 		close(g.calls)
 	}
 	g.mu.Unlock()
-	<-g.done
-	g.busy.Wait()
+	g.flushers.Wait()
 }
 
-// dispatch waits for a free flusher (and its turn), then hands it the first
-// call waiting and whatever else is queued behind it, up to maxSize.
-func (g *Group[Req, Res]) dispatch() {
-	defer close(g.done)
+// flusher flushes one group after another until the group commit is
+// closed and drained. The flushers take turns at gathering: a free one
+// takes the first call queued, then (WithTurn) waits for its turn, and
+// takes whatever else is queued behind it, up to maxSize; then the next
+// free flusher gathers while this one flushes. Flushers live as long as
+// the group commit, not one goroutine per group: a flush may run deep
+// (SQLite's pure-Go engine), and a fresh goroutine would grow its stack
+// again each time.
+func (g *Group[Req, Res]) flusher() {
+	for {
+		batch, release, ok := g.next()
+		if !ok {
+			return
+		}
+		g.run(batch)
+		release()
+	}
+}
+
+// next gathers the next group, once it is this flusher's turn to; ok is
+// false when the group commit is closed and nothing is queued.
+func (g *Group[Req, Res]) next() (batch []*pending[Req, Res], release func(), ok bool) {
+	<-g.gather
+	defer func() { g.gather <- struct{}{} }()
 	for first := range g.calls {
-		g.slots <- struct{}{}
-		release := func() {}
+		release = func() {}
 		if g.turn != nil {
 			r, err := g.turn()
 			if err != nil {
 				first.done <- answer[Res]{err: err}
-				<-g.slots
 				continue
 			}
 			release = r
 		}
-		batch := Ready(g.calls, []*pending[Req, Res]{first}, g.maxSize)
-		g.busy.Add(1)
-		go func() {
-			defer g.busy.Done()
-			defer func() { <-g.slots }()
-			defer release()
-			g.run(batch)
-		}()
+		return Ready(g.calls, []*pending[Req, Res]{first}, g.maxSize), release, true
 	}
+	return nil, nil, false
 }
 
 // run flushes the calls of batch still wanted and answers every one.

@@ -167,13 +167,13 @@ func TestGroupCloseDrains(t *testing.T) {
 	})
 }
 
-// TestGroupCloseWaits: Close returns only once the dispatcher has handed
-// out the last call and every flush has answered its calls.
+// TestGroupCloseWaits: Close returns only once every flush under way has
+// answered its calls.
 func TestGroupCloseWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRecorder()
-		g := storage.NewGroup(1, 10, r.flush)
-		results := queue(g, t.Context(), 0, 1) // 0 flushing, 1 taken, waiting for the flusher
+		g := storage.NewGroup(2, 10, r.flush)
+		results := queue(g, t.Context(), 0, 1) // each flushing, alone
 		closed := make(chan struct{})
 		go func() {
 			g.Close()
@@ -189,11 +189,11 @@ func TestGroupCloseWaits(t *testing.T) {
 			}
 		}
 		if returned() {
-			t.Fatal("Close returned while a call was being flushed and one queued")
+			t.Fatal("Close returned while two groups were being flushed")
 		}
-		r.gate <- struct{}{} // the first group is stored; the second is flushing
+		r.gate <- struct{}{} // one group is stored; the other is flushing
 		if returned() {
-			t.Fatal("Close returned while the last group was being flushed")
+			t.Fatal("Close returned while a group was being flushed")
 		}
 		r.gate <- struct{}{}
 		if !returned() {
@@ -257,8 +257,9 @@ func TestGroupContextCancel(t *testing.T) {
 }
 
 // TestGroupTurn: a group gathers the calls that came while it waited for
-// its turn, holds the turn while it is flushed, and a turn that cannot be
-// had fails the group's first call alone.
+// its turn (no other flusher takes them meanwhile), holds the turn while
+// it is flushed, and a turn that cannot be had fails the group's first
+// call alone.
 func TestGroupTurn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRecorder()
@@ -266,7 +267,7 @@ func TestGroupTurn(t *testing.T) {
 		errTurn := errors.New("no turn")
 		turns := make(chan error)
 		var held atomic.Int32
-		g := storage.NewGroup(1, 10, r.flush, storage.WithTurn(func() (func(), error) {
+		g := storage.NewGroup(2, 10, r.flush, storage.WithTurn(func() (func(), error) {
 			if err := <-turns; err != nil {
 				return nil, err
 			}
