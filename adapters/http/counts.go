@@ -76,7 +76,7 @@ func countQuery(vals url.Values) domain.CountQuery {
 // listCounts is GET /v1/activity-counts and GET
 // /v1/users/{user_id}/activity-counts.
 func (s *Server) listCounts(w http.ResponseWriter, r *http.Request) {
-	vals, err := listingParams(r, countParams)
+	vals, err := listingParams(r, countListing)
 	if err != nil {
 		s.fail(w, r, err)
 		return

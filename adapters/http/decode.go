@@ -446,19 +446,33 @@ func actions(vals []string) []string {
 	return out
 }
 
-// listingParams reads the parameters of a /v1 listing: the allowed ones
+// listing is the query parameters of a /v1 listing, with and without
+// user_id (which the /v1/users/{user_id}/... routes take from the path).
+type listing struct{ params, userParams, repeatable []string }
+
+func newListing(params []string, repeatable ...string) listing {
+	user := slices.DeleteFunc(slices.Clone(params), func(p string) bool { return p == "user_id" })
+	return listing{params: params, userParams: user, repeatable: repeatable}
+}
+
+// The /v1 listings.
+var (
+	eventListing = newListing(listParams, "action")
+	countListing = newListing(countParams)
+)
+
+// listingParams reads the parameters of a /v1 listing l: the allowed ones
 // from the query string (parseQuery) and, on the /v1/users/{user_id}/...
 // routes, user_id from the path, where the query string may not name it.
-func listingParams(r *http.Request, allowed []string, repeatable ...string) (url.Values, error) {
+func listingParams(r *http.Request, l listing) (url.Values, error) {
 	if rc := chi.RouteContext(r.Context()); rc == nil || !slices.Contains(rc.URLParams.Keys, "user_id") {
-		return parseQuery(r, allowed, repeatable...)
+		return parseQuery(r, l.params, l.repeatable...)
 	}
 	user, err := pathUser(r)
 	if err != nil {
 		return nil, err
 	}
-	allowed = slices.DeleteFunc(slices.Clone(allowed), func(p string) bool { return p == "user_id" })
-	vals, err := parseQuery(r, allowed, repeatable...)
+	vals, err := parseQuery(r, l.userParams, l.repeatable...)
 	if err != nil {
 		return nil, err
 	}

@@ -198,7 +198,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 
 // listEvents is GET /v1/events and GET /v1/users/{user_id}/events.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	vals, err := listingParams(r, listParams, "action")
+	vals, err := listingParams(r, eventListing)
 	if err != nil {
 		s.fail(w, r, err)
 		return
