@@ -25,7 +25,8 @@ var ErrClosed = errors.New("sql: database is closed")
 type Group[Req, Res any] struct {
 	flush   func(calls []Call[Req]) []Res
 	maxSize int
-	turn    func() (release func(), err error)
+	take    func() error // WithTurn's; nil: no turns
+	release func()
 
 	calls    chan *pending[Req, Res]
 	gather   chan struct{}  // a token: the one flusher that takes calls
@@ -56,22 +57,25 @@ type answer[Res any] struct {
 type GroupOption func(*groupOptions)
 
 type groupOptions struct {
-	turn func() (release func(), err error)
+	take    func() error
+	release func()
 }
 
-// WithTurn makes each group wait for a turn (a shared connection, say)
-// once it has a flusher and before it takes the queued calls, so the calls
-// that arrive while it waits join it rather than the next group. release
-// ends the turn once the group is flushed. A turn that cannot be had
-// fails the group's first call alone, with turn's error.
-func WithTurn(turn func() (release func(), err error)) GroupOption {
-	return func(o *groupOptions) { o.turn = turn }
+// WithTurn makes each group wait for a turn (a shared connection, say):
+// take waits for one once the group has a flusher and before it takes the
+// queued calls, so the calls that arrive while it waits join it rather
+// than the next group; release ends it once the group is flushed. A turn
+// that cannot be had fails the group's first call alone, with take's
+// error.
+func WithTurn(take func() error, release func()) GroupOption {
+	return func(o *groupOptions) { o.take, o.release = take, release }
 }
 
 // NewGroup starts a group commit in which up to flushers groups of up to
 // maxSize calls are flushed at once. flush stores one group: its calls in
 // the order they came, none already cancelled; it returns their answers
-// in the same order. Close the group to stop it.
+// in the same order, and keeps nothing of calls (the slice is reused).
+// Close the group to stop it.
 func NewGroup[Req, Res any](flushers, maxSize int, flush func(calls []Call[Req]) []Res, opts ...GroupOption) *Group[Req, Res] {
 	var o groupOptions
 	for _, opt := range opts {
@@ -80,7 +84,8 @@ func NewGroup[Req, Res any](flushers, maxSize int, flush func(calls []Call[Req])
 	g := &Group[Req, Res]{
 		flush:   flush,
 		maxSize: max(maxSize, 1),
-		turn:    o.turn,
+		take:    o.take,
+		release: o.release,
 		calls:   make(chan *pending[Req, Res]),
 		gather:  make(chan struct{}, 1),
 	}
@@ -93,7 +98,7 @@ func NewGroup[Req, Res any](flushers, maxSize int, flush func(calls []Call[Req])
 
 // Do queues req and returns its answer once its group is flushed. The
 // error is the group's own, when req got no answer: ErrClosed, ctx's
-// error, or the turn's (see WithTurn); an answer carries its own. A
+// error, or take's (see WithTurn); an answer carries its own. A
 // request abandoned by its context may still be flushed.
 func (g *Group[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
@@ -148,40 +153,45 @@ func (g *Group[Req, Res]) Close() {
 // (SQLite's pure-Go engine), and a fresh goroutine would grow its stack
 // again each time.
 func (g *Group[Req, Res]) flusher() {
+	// Reused from group to group, and emptied after each so as to keep no
+	// request alive.
+	var batch []*pending[Req, Res]
+	var calls []Call[Req]
 	for {
-		batch, release, ok := g.next()
-		if !ok {
+		var ok bool
+		if batch, ok = g.next(batch[:0]); !ok {
 			return
 		}
-		g.run(batch)
-		release()
+		calls = g.run(batch, calls[:0])
+		if g.release != nil {
+			g.release()
+		}
+		clear(batch)
+		clear(calls)
 	}
 }
 
-// next gathers the next group, once it is this flusher's turn to; ok is
-// false when the group commit is closed and nothing is queued.
-func (g *Group[Req, Res]) next() (batch []*pending[Req, Res], release func(), ok bool) {
+// next gathers the next group into batch, once it is this flusher's turn
+// to; ok is false when the group commit is closed and nothing is queued.
+func (g *Group[Req, Res]) next(batch []*pending[Req, Res]) (_ []*pending[Req, Res], ok bool) {
 	<-g.gather
 	defer func() { g.gather <- struct{}{} }()
 	for first := range g.calls {
-		release = func() {}
-		if g.turn != nil {
-			r, err := g.turn()
-			if err != nil {
+		if g.take != nil {
+			if err := g.take(); err != nil {
 				first.done <- answer[Res]{err: err}
 				continue
 			}
-			release = r
 		}
-		return Ready(g.calls, []*pending[Req, Res]{first}, g.maxSize), release, true
+		return Ready(g.calls, append(batch, first), g.maxSize), true
 	}
-	return nil, nil, false
+	return batch, false
 }
 
-// run flushes the calls of batch still wanted and answers every one.
-func (g *Group[Req, Res]) run(batch []*pending[Req, Res]) {
+// run flushes the calls of batch still wanted, collected in calls, and
+// answers every one.
+func (g *Group[Req, Res]) run(batch []*pending[Req, Res], calls []Call[Req]) []Call[Req] {
 	live := batch[:0]
-	calls := make([]Call[Req], 0, len(batch))
 	for _, p := range batch {
 		if err := p.Ctx.Err(); err != nil {
 			p.done <- answer[Res]{err: err} // gave up before it was stored
@@ -191,7 +201,7 @@ func (g *Group[Req, Res]) run(batch []*pending[Req, Res]) {
 		calls = append(calls, p.Call)
 	}
 	if len(live) == 0 {
-		return
+		return calls
 	}
 	res := g.flush(calls)
 	for i, p := range live {
@@ -201,6 +211,7 @@ func (g *Group[Req, Res]) run(batch []*pending[Req, Res]) {
 			p.done <- answer[Res]{err: fmt.Errorf("storage: group commit: %d answers for %d calls", len(res), len(live))}
 		}
 	}
+	return calls
 }
 
 // Contexts returns the contexts of calls, in order: the requests of a

@@ -216,10 +216,9 @@ func TestGroupContextCancel(t *testing.T) {
 		r := newRecorder()
 		turn := make(chan struct{}, 1) // one turn, passed from group to group
 		turn <- struct{}{}
-		g := storage.NewGroup(2, 10, r.flush, storage.WithTurn(func() (func(), error) {
-			<-turn
-			return func() { turn <- struct{}{} }, nil
-		}))
+		g := storage.NewGroup(2, 10, r.flush, storage.WithTurn(
+			func() error { <-turn; return nil },
+			func() { turn <- struct{}{} }))
 		defer g.Close()
 
 		done, cancel := context.WithCancel(t.Context())
@@ -267,13 +266,13 @@ func TestGroupTurn(t *testing.T) {
 		errTurn := errors.New("no turn")
 		turns := make(chan error)
 		var held atomic.Int32
-		g := storage.NewGroup(2, 10, r.flush, storage.WithTurn(func() (func(), error) {
+		g := storage.NewGroup(2, 10, r.flush, storage.WithTurn(func() error {
 			if err := <-turns; err != nil {
-				return nil, err
+				return err
 			}
 			held.Add(1)
-			return func() { held.Add(-1) }, nil
-		}))
+			return nil
+		}, func() { held.Add(-1) }))
 		defer g.Close()
 		results := queue(g, t.Context(), 0, 1, 2)
 		turns <- errTurn

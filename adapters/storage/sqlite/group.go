@@ -18,16 +18,18 @@ import (
 // maxGroup bounds how many concurrent Creates share one transaction.
 const maxGroup = 256
 
-// groupTurn waits for a group's turn at the write connection, for as long
-// as its transaction may take.
-func (s *Store) groupTurn() (release func(), err error) {
+// takeGroupTurn waits for a group's turn at the write connection, for as
+// long as its transaction may take; endGroupTurn ends it.
+func (s *Store) takeGroupTurn() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.groupTimeout())
 	defer cancel()
 	if err := s.turns.take(ctx, false); err != nil {
-		return nil, fmt.Errorf("wait for the write connection: %w", err)
+		return fmt.Errorf("wait for the write connection: %w", err)
 	}
-	return func() { s.turns.done(false) }, nil
+	return nil
 }
+
+func (s *Store) endGroupTurn() { s.turns.done(false) }
 
 // groupTimeout bounds a transaction shared by requests with deadlines of
 // their own: the statement timeout, or the busy timeout, not any one of

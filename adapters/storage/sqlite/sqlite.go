@@ -306,7 +306,7 @@ const instrumentationName = "github.com/activityd/activityd/adapters/storage/sql
 
 // start starts the group commit behind Create (see flushGroup).
 func (s *Store) start() {
-	s.group = storage.NewGroup(1, maxGroup, s.flushGroup, storage.WithTurn(s.groupTurn))
+	s.group = storage.NewGroup(1, maxGroup, s.flushGroup, storage.WithTurn(s.takeGroupTurn, s.endGroupTurn))
 }
 
 func cloneValues(v url.Values) url.Values {
