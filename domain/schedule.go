@@ -151,3 +151,21 @@ func latestTicks(s Schedule, after, now time.Time, n int) (ticks []time.Time, co
 		}
 	}
 }
+
+// WindowAt returns the window of s that holds t: from the latest tick at
+// or before t to the tick after it. ok is false when s has no tick within
+// MaxScheduleLookback before t, or none after it.
+func WindowAt(s Schedule, t time.Time) (w Window, ok bool) {
+	if s == nil {
+		return Window{}, false
+	}
+	ticks, _ := latestTicks(s, time.Time{}, t.UTC(), 1)
+	if len(ticks) == 0 {
+		return Window{}, false
+	}
+	end := s.Next(ticks[0])
+	if end.IsZero() || !end.After(ticks[0]) {
+		return Window{}, false
+	}
+	return Window{Start: ticks[0], End: end.UTC()}, true
+}
