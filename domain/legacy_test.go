@@ -34,8 +34,8 @@ func TestLegacyIDRoundTrip(t *testing.T) {
 func TestLegacyIDRejects(t *testing.T) {
 	for _, id := range []ID{
 		NewID(time.Now()), KeyID(6, "k"), {},
-		(LegacyID{ActivityLogger, 0}).ID(),       // no such number
-		(LegacyID{LegacySystem(9), 3}).ID(),      // no such system
+		(LegacyID{ActivityLogger, 0}).ID(),         // no such number
+		(LegacyID{LegacySystem(9), 3}).ID(),        // no such system
 		(LegacyID{ActivityLogger, 1<<63 - 1}).ID(), // above MaxLegacyID: the variant bits clash
 	} {
 		if l, ok := id.Legacy(); ok {
