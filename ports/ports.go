@@ -1,5 +1,5 @@
 // Package ports declares the interfaces the activityd core needs from the
-// outside world — storage (Events, Counts, Tokens, together Store), the
+// outside world — storage (Events, Counts, Tokens, Imports, together Store), the
 // read cache (Cache, with the optional LatestGetter and InstanceWatcher),
 // the record of invalidations the cache missed (CacheLedger), rate and
 // failure limits (Limiter), jobs (Jobs) and the clock (Clock) — and the
@@ -93,11 +93,29 @@ type Counts interface {
 	ListCounts(ctx context.Context, f domain.CountFilter) (domain.CountPage, error)
 }
 
+// Imports takes in a predecessor's history (activityd import) and numbers
+// the logs of the activity-logger surface, whose clients hold integer ids
+// (domain.LegacyID).
+type Imports interface {
+	// Import stores es as CreateMany does, each in its own status: the
+	// history of an event created in a status after PENDING holds, after
+	// its initial entry, domain.StepsTo that status at its UpdatedAt, every
+	// entry by by. An error stores nothing.
+	Import(ctx context.Context, es []domain.Event, by string) ([]Created, error)
+	// NextLegacyID returns an activity-logger log number never returned
+	// before and above every number reserved.
+	NextLegacyID(ctx context.Context) (int64, error)
+	// ReserveLegacyIDs makes every later NextLegacyID answer above n (an
+	// import reserves the numbers it brings in before it starts).
+	ReserveLegacyIDs(ctx context.Context, n int64) error
+}
+
 // Store is everything a storage adapter provides.
 type Store interface {
 	Events
 	Tokens
 	Counts
+	Imports
 	// Migrate brings the schema up to date; safe to call on every start and
 	// from several processes at once.
 	Migrate(ctx context.Context) error

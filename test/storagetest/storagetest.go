@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"PingAndMigrateAgain", testPingMigrate},
 		{"PingAfterClose", testPingAfterClose},
 		{"CacheLedger", testCacheLedger},
+		{"Import", testImport},
+		{"LegacyIDs", testLegacyIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,8 @@ type Store struct {
 	ordered []*record // insertion order, for scans
 	tokens  []domain.Token
 	closed  bool
+	legacy  int64 // the last log number handed out or reserved
+
 
 	counts    map[int64]*windowCounts // computed windows by start (Unix µs)
 	watermark domain.Window
@@ -122,6 +124,55 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 		out[i].Event, out[i].Created = s.create(e, by)
 	}
 	return out, nil
+}
+
+// Import implements ports.Imports.
+func (s *Store) Import(ctx context.Context, es []domain.Event, by string) ([]ports.Created, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, domain.ErrUnavailable
+	}
+	out := make([]ports.Created, len(es))
+	for i, e := range es {
+		out[i].Event, out[i].Created = s.create(e, by)
+		if out[i].Created {
+			r := s.events[e.ID]
+			r.history = append(r.history, domain.StepsTo(e.Status, e.UpdatedAt, by)...)
+		}
+	}
+	return out, nil
+}
+
+// NextLegacyID implements ports.Imports.
+func (s *Store) NextLegacyID(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, domain.ErrUnavailable
+	}
+	s.legacy++
+	return s.legacy, nil
+}
+
+// ReserveLegacyIDs implements ports.Imports.
+func (s *Store) ReserveLegacyIDs(ctx context.Context, n int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return domain.ErrUnavailable
+	}
+	s.legacy = max(s.legacy, n)
+	return nil
 }
 
 // Get implements ports.Events.
