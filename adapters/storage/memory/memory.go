@@ -34,7 +34,6 @@ type Store struct {
 	closed  bool
 	legacy  int64 // the last log number handed out or reserved
 
-
 	counts    map[int64]*windowCounts // computed windows by start (Unix µs)
 	watermark domain.Window
 
