@@ -23,6 +23,21 @@ type Events struct {
 	cache  *readCache // nil: reads are not cached
 	// observer hears records and transitions (metrics); never nil.
 	observer Observer
+	// numbers hands out activity-logger log numbers (NewEvent.Legacy);
+	// nil: such events get UUIDs like every other.
+	numbers legacyNumbers
+}
+
+// legacyNumbers is the part of ports.Imports that Record needs.
+type legacyNumbers interface {
+	NextLegacyID(ctx context.Context) (int64, error)
+}
+
+// WithLegacyIDs numbers the events recorded with NewEvent.Legacy set to
+// domain.ActivityLogger from numbers (the store), so the activity-logger
+// surface can answer with the integer ids its clients expect.
+func WithLegacyIDs(numbers ports.Imports) Option {
+	return func(s *Events) { s.numbers = numbers }
 }
 
 // NewEvents returns the event use cases over store.
@@ -46,6 +61,9 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 	if err != nil {
 		return domain.Event{}, false, err
 	}
+	if numbered(in) && s.numbers != nil {
+		return s.recordNumbered(ctx, p, e)
+	}
 	stored, created, err := s.store.Create(ctx, e, p.Name)
 	if err != nil {
 		return domain.Event{}, false, fmt.Errorf("record event: %w", err)
@@ -59,6 +77,36 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 		return domain.Event{}, false, fmt.Errorf("%w: %s", domain.ErrIDConflict, e.ID)
 	}
 	return stored, false, nil
+}
+
+// numbered reports whether in asks for an activity-logger log number: it
+// names no id of its own, by id or by Idempotency-Key (those keep the id
+// they name, so that a retry finds its event).
+func numbered(in domain.NewEvent) bool {
+	return in.Legacy == domain.ActivityLogger && in.ID == "" && !in.Sent.Has(domain.MemberID) && in.IdempotencyKey == ""
+}
+
+// recordNumbered stores e under the next activity-logger log number. A
+// number already taken (by an import that did not reserve its numbers
+// first) is skipped, a few times at most.
+func (s *Events) recordNumbered(ctx context.Context, p domain.Principal, e domain.Event) (domain.Event, bool, error) {
+	for range 3 {
+		n, err := s.numbers.NextLegacyID(ctx)
+		if err != nil {
+			return domain.Event{}, false, fmt.Errorf("record event: number it: %w", err)
+		}
+		e.ID = domain.LegacyID{System: domain.ActivityLogger, N: n}.ID()
+		stored, created, err := s.store.Create(ctx, e, p.Name)
+		if err != nil {
+			return domain.Event{}, false, fmt.Errorf("record event: %w", err)
+		}
+		if created {
+			s.invalidate(ctx, stored.UserID)
+			s.observer.Recorded(ctx, stored.Action)
+			return stored, true, nil
+		}
+	}
+	return domain.Event{}, false, fmt.Errorf("record event: three log numbers in a row were taken; reserve the imported ones (activityd import does): %w", domain.ErrUnavailable)
 }
 
 // prepare checks the scope, validates in and checks ownership, in that

@@ -69,6 +69,10 @@ type NewEvent struct {
 	// IdempotencyKey makes a create without an ID idempotent: the event's
 	// id is derived from it and the user (KeyID).
 	IdempotencyKey string
+	// Legacy, set to ActivityLogger, asks for an activity-logger log number
+	// as the id (LegacyID.ID) when neither ID nor IdempotencyKey names one:
+	// that surface's clients hold integer ids.
+	Legacy LegacySystem
 	// Sent marks members the client sent with a non-null value, so that one
 	// sent empty ("" for id or occurred_at) or as a number no int64 holds
 	// (user_id 1.5, 1e3, 2^63) is rejected instead of read as absent.
