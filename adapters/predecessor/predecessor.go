@@ -257,7 +257,8 @@ func (s *Source) MaxLegacyID(ctx context.Context) (int64, error) {
 // Events calls fn for every event row in id order (stable across runs), streaming with
 // constant memory: keyset pages of PageSize rows by id, each read in its own read-only
 // transaction, which is over before fn sees the page's rows. fn's error stops the walk
-// and is returned as is. Each Row's Metadata is its own copy: fn may keep it.
+// and is returned as is; a cancelled ctx stops it before the next row. Each Row's
+// Metadata is its own copy: fn may keep it.
 func (s *Source) Events(ctx context.Context, fn func(Row) error) error {
 	table, id := s.eventTable()
 	cols := `CAST("id" AS TEXT), CAST("user_id" AS TEXT), CAST("action" AS TEXT), CAST("status" AS TEXT),
@@ -310,6 +311,9 @@ func (s *Source) Events(ctx context.Context, fn func(Row) error) error {
 			return fmt.Errorf("predecessor: read %s: %w", table, err)
 		}
 		for _, r := range page {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("predecessor: read %s: %w", table, err)
+			}
 			if err := fn(r); err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -483,7 +484,7 @@ func TestStopsOnError(t *testing.T) {
 	}
 }
 
-// A cancelled context ends a walk with its error.
+// A cancelled context ends a walk with its error, before the next row.
 func TestCancel(t *testing.T) {
 	path := sqlitePath(t)
 	predecessors.ActivityLoggerSQLite(t, path, predecessors.ManyLogs(1200), nil)
@@ -497,8 +498,8 @@ func TestCancel(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, context.Canceled) || calls != predecessor.PageSize {
-		t.Errorf("Events = %v after %d calls, want context.Canceled once the first page is done", err, calls)
+	if !errors.Is(err, context.Canceled) || calls != 10 {
+		t.Errorf("Events = %v after %d calls, want context.Canceled after 10", err, calls)
 	}
 }
 
@@ -520,4 +521,16 @@ func TestMetadataKept(t *testing.T) {
 			t.Fatalf("kept metadata %d = %s, want %s", i, m, want)
 		}
 	}
+}
+
+// A file whose path holds what a URI escapes still opens, and only it.
+func TestOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b#c%d?e&mode=rw")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "db.sqlite3")
+	predecessors.ActivityLoggerSQLite(t, path, predecessors.AwkwardLogs()[:2], nil)
+	s := open(t, predecessor.ActivityLogger, "sqlite:"+path)
+	compare(t, events(t, s), logsWant(predecessors.AwkwardLogs()[:2]), true, "timestamp")
 }
