@@ -24,10 +24,26 @@ type eventJSON struct {
 	RecordedAt string          `json:"recorded_at"`
 	UpdatedAt  string          `json:"updated_at"`
 	Metadata   json.RawMessage `json:"metadata"`
+	Legacy     *legacyJSON     `json:"legacy,omitempty"`
+}
+
+// legacyJSON is the id a predecessor gave an event (an imported one, or a
+// log created on the activity-logger surface), shown next to its UUID.
+type legacyJSON struct {
+	System string `json:"system"`
+	ID     int64  `json:"id"`
+}
+
+func renderLegacy(id domain.ID) *legacyJSON {
+	if l, ok := id.Legacy(); ok {
+		return &legacyJSON{System: l.System.String(), ID: l.N}
+	}
+	return nil
 }
 
 func renderEvent(e domain.Event) eventJSON {
 	return eventJSON{
+		Legacy:     renderLegacy(e.ID),
 		ID:         e.ID.String(),
 		UserID:     e.UserID,
 		Action:     string(e.Action),

@@ -45,6 +45,13 @@ func appendEvent(b []byte, e domain.Event) []byte {
 	} else {
 		b = append(b, e.Metadata...)
 	}
+	if l, ok := e.ID.Legacy(); ok {
+		b = append(b, `,"legacy":{"system":"`...)
+		b = append(b, l.System.String()...)
+		b = append(b, `","id":`...)
+		b = strconv.AppendInt(b, l.N, 10)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

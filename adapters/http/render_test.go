@@ -72,6 +72,12 @@ func sampleEvents() []domain.Event {
 	}
 	out = append(out, domain.Event{ID: domain.NewID(t), UserID: 1, Action: "login", Status: domain.StatusPending,
 		OccurredAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), RecordedAt: t, UpdatedAt: t.In(time.FixedZone("x", 3600))})
+	// Imported events show their legacy ids.
+	for _, l := range []domain.LegacyID{{System: domain.ActivityLogger, N: 7}, {System: domain.EventTracking, N: domain.MaxLegacyID}} {
+		e := out[0]
+		e.ID = l.ID()
+		out = append(out, e)
+	}
 	return out
 }
 
