@@ -44,6 +44,11 @@ type Principal struct {
 	Name   string
 	UserID int64 // 0 for a credential bound to no user (admin only)
 	Scopes []Scope
+	// AnyUser lets a principal bound to no user act on any one user it
+	// names, with its Scopes only (never across users at once, which
+	// stays an admin's): a client of a predecessor that sent no
+	// credential, under the operator's migration setting.
+	AnyUser bool
 }
 
 // Has reports whether p carries scope s; admin carries every scope.
@@ -62,6 +67,12 @@ func (p Principal) Authorize(s Scope, userID int64) error {
 		return fmt.Errorf("%w: the credential lacks scope %s", ErrForbidden, s)
 	}
 	if p.IsAdmin() {
+		return nil
+	}
+	if p.AnyUser {
+		if userID == 0 {
+			return fmt.Errorf("%w: a request without a credential acts for one user at a time; give user_id", ErrForbidden)
+		}
 		return nil
 	}
 	if userID == 0 {

@@ -47,6 +47,10 @@ var (
 	both   = domain.Principal{Name: "token:rw", UserID: 1, Scopes: []domain.Scope{domain.ScopeRead, domain.ScopeWrite}}
 	admin  = domain.Principal{Name: "token:a", Scopes: []domain.Scope{domain.ScopeAdmin}}
 	nobody = domain.Principal{Name: "token:n", UserID: 1}
+	// anyW and anyRW act on any one user (a request without a credential
+	// under the migration setting).
+	anyW  = domain.Principal{Name: "anonymous:192.0.2.1", Scopes: []domain.Scope{domain.ScopeWrite}, AnyUser: true}
+	anyRW = domain.Principal{Name: "anonymous:192.0.2.1", Scopes: []domain.Scope{domain.ScopeRead, domain.ScopeWrite}, AnyUser: true}
 )
 
 func TestPrincipalHasAndIsAdmin(t *testing.T) {
@@ -59,6 +63,7 @@ func TestPrincipalHasAndIsAdmin(t *testing.T) {
 		{both, true, true, false},
 		{admin, true, true, true},
 		{nobody, false, false, false},
+		{anyRW, true, true, false},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Has(domain.ScopeRead); got != tt.read {
@@ -96,6 +101,11 @@ func TestPrincipalAuthorize(t *testing.T) {
 		{"admin any user", admin, domain.ScopeWrite, 99, true, ""},
 		{"admin every user", admin, domain.ScopeRead, 0, true, ""},
 		{"admin admin", admin, domain.ScopeAdmin, 0, true, ""},
+		{"any user writes any user", anyW, domain.ScopeWrite, 99, true, ""},
+		{"any user reads any user", anyRW, domain.ScopeRead, 1 << 40, true, ""},
+		{"any user lacks read", anyW, domain.ScopeRead, 99, false, "lacks scope events:read"},
+		{"any user is no admin", anyRW, domain.ScopeAdmin, 99, false, "lacks scope admin"},
+		{"any user not every user", anyRW, domain.ScopeRead, 0, false, "one user at a time; give user_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
