@@ -36,7 +36,7 @@ func (s *Server) compatRoutes(m chi.Router) {
 
 	// Event-tracking surface (Go/gin predecessor), docs/compat.md, "Event-tracking surface".
 	m.Group(func(r chi.Router) {
-		r.Use(s.authenticateAs(s.trackingFail))
+		r.Use(s.allowAnonymous, s.authenticateAs(s.trackingFail)) // anonymous.go: here only
 		for _, p := range both("/api/event") {
 			r.Post(p, s.trackingCreate)
 		}

@@ -102,6 +102,14 @@ type Config struct {
 	// Metrics, when set, is served at GET /metrics without
 	// authentication (the Prometheus exposition). nil: not mounted.
 	Metrics http.Handler
+
+	// CORS is the cross-origin policy (CORS_*, cors.go); the zero CORS
+	// allows no origin.
+	CORS CORS
+	// Anonymous lets requests without any credential use the
+	// event-tracking routes, as that predecessor's clients did
+	// (EVENT_TRACKING_ANONYMOUS_*, anonymous.go); the zero value: never.
+	Anonymous Anonymous
 }
 
 // DefaultMaxInFlight is Config.MaxInFlight's default.
@@ -134,6 +142,8 @@ type Server struct {
 	inFlight chan struct{}
 	bodies   bodyBudget // BodyMemoryBudget
 	noAuth   bool
+	cors     func(http.Handler) http.Handler // nil: CORS off
+	anon     *anonymousAccess                // nil: every request needs a credential
 	ui       http.Handler
 	metrics  http.Handler
 	tel      *instrumentation
@@ -141,9 +151,11 @@ type Server struct {
 	mux      *chi.Mux
 }
 
-// NewServer builds the API. It panics when cfg.Events is nil, or when
-// cfg.Auth is nil while authentication is enabled: both are programming
-// errors of the composition root, better found at start than per request.
+// NewServer builds the API. It panics when cfg.Events is nil, when
+// cfg.Auth is nil while authentication is enabled, or when cfg.CORS or
+// cfg.Anonymous is not valid: all programming errors of the composition
+// root (which checks the configuration first), better found at start than
+// per request.
 func NewServer(cfg Config) *Server {
 	if cfg.Events == nil {
 		panic("httpapi: Config.Events is nil")
@@ -164,6 +176,7 @@ func NewServer(cfg Config) *Server {
 		metrics: cfg.Metrics,
 		tel:     newInstrumentation(cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator),
 		limits:  newAbuseLimits(cfg),
+		cors:    newCORS(cfg.CORS),
 		mux:     chi.NewRouter(),
 	}
 	if s.log == nil {
@@ -174,6 +187,7 @@ func NewServer(cfg Config) *Server {
 	}
 	s.inFlight = make(chan struct{}, cmp.Or(max(cfg.MaxInFlight, 0), DefaultMaxInFlight))
 	s.bodies = newBodyBudget(cfg.BodyMemoryBudget, s.maxBody, cfg.BodyBudgetWait)
+	s.anon = newAnonymous(cfg.Anonymous, s.tel)
 	s.routes()
 	return s
 }
@@ -192,7 +206,14 @@ func (s *Server) Router() chi.Router { return s.mux }
 
 func (s *Server) routes() {
 	m := s.mux
-	m.Use(s.observe, s.refuseAmbiguousFraming, s.shed, middleware.GetHead)
+	// CORS comes before shedding, so that a page can read a 503
+	// overloaded, and before routing and authentication, which a
+	// preflight never reaches (cors.go).
+	m.Use(s.observe, s.refuseAmbiguousFraming)
+	if s.cors != nil {
+		m.Use(s.cors)
+	}
+	m.Use(s.shed, middleware.GetHead)
 	m.NotFound(s.notFound)
 	m.MethodNotAllowed(s.methodNotAllowed)
 

@@ -24,13 +24,15 @@ import (
 // to counters and _seconds to the duration's unit) as
 // activityd_http_requests_total, activityd_http_requests_errors_total
 // (status >= 400) and activityd_http_request_duration_seconds, each by
-// route, method and status.
+// route, method and status; and activityd_http_anonymous_requests_total,
+// by route, the requests served without a credential (anonymous.go).
 type instrumentation struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	requests   metric.Int64Counter
 	errors     metric.Int64Counter
 	duration   metric.Float64Histogram
+	anonymous  metric.Int64Counter
 }
 
 const instrumentationName = "github.com/activityd/activityd/adapters/http"
@@ -64,6 +66,10 @@ func newInstrumentation(tp trace.TracerProvider, mp metric.MeterProvider, prop p
 	if in.duration, err = m.Float64Histogram("activityd.http.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to serve an HTTP request."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		otel.Handle(err)
+	}
+	if in.anonymous, err = m.Int64Counter("activityd.http.anonymous_requests",
+		metric.WithDescription("Requests served without a credential under EVENT_TRACKING_ANONYMOUS_SCOPES, by route: clients still to be given a token.")); err != nil {
 		otel.Handle(err)
 	}
 	return in
