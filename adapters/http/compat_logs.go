@@ -103,7 +103,7 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 		s.logsFail(w, r, err)
 		return
 	}
-	in, done, err := decodeBody(s, w, r, "log", decodeLogEntry)
+	in, done, err := decodeFormBody(s, w, r, "log", logEntryForm, decodeLogEntry)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
@@ -135,8 +135,14 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, status, renderLog(e))
 }
 
+// logEntryForm is what POST /api/logs/ reads from a form body (DRF's
+// FormParser and MultiPartParser): action, and metadata as JSON text
+// (DRF's JSONField); an empty metadata field is absent ({}).
+var logEntryForm = formFields{text: []string{"action"}, json: []string{"metadata"}}
+
 // decodeLogEntry decodes the body of POST /api/logs/: action (any case)
-// and metadata (optional; null or absent is {}).
+// and metadata (optional; null or absent is {}). A form body comes here
+// as the JSON object it stands for (logEntryForm).
 func decodeLogEntry(raw json.RawMessage, fe *fieldErrors) domain.NewEvent {
 	var in domain.NewEvent
 	ms, ok := members(raw, "", fe)
@@ -258,7 +264,7 @@ func logsTime(s string, end bool) string {
 // could rewrite the action, is not offered). Another user's log is 404 to
 // a non-admin.
 func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
-	status, done, err := decodeBody(s, w, r, "status change", decodeLogStatus)
+	status, done, err := decodeFormBody(s, w, r, "status change", logStatusForm, decodeLogStatus)
 	if err != nil {
 		s.logsFail(w, r, asBodyError(err))
 		return
@@ -272,7 +278,12 @@ func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, renderLog(e))
 }
 
-// decodeLogStatus decodes {"status":"..."}. A status that is not a string
+// logStatusForm is what PATCH /api/logs/update/{log_id}/ reads from a
+// form body: status.
+var logStatusForm = formFields{text: []string{"status"}}
+
+// decodeLogStatus decodes {"status":"..."} (a form body as the JSON
+// object it stands for, logStatusForm). A status that is not a string
 // is passed on as the JSON text sent (5, true, {}), which no status is
 // spelt as: the domain rejects it as it rejects an unknown status, after
 // checking the credential's scope.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -46,12 +47,47 @@ var errEmptyBody = badRequest("the request body is empty; send a JSON object")
 // large as the body and lives until the request is answered (a batch's
 // events until they are stored). On an error it has given it back.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, done func(), err error) {
+	return s.readJSON(w, r, false)
+}
+
+// readJSON is readBody; forms says whether the route also takes form
+// bodies (readFormOrJSON), for the 415's advice.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, forms bool) (body []byte, done func(), err error) {
 	if r.ContentLength == 0 {
 		return nil, nil, errEmptyBody // whatever the Content-Type: there is nothing to read
 	}
-	if err := checkContentType(r); err != nil {
+	if _, _, err := checkContentType(r, forms); err != nil {
 		return nil, nil, err
 	}
+	body, release, err := s.readRaw(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkJSON(body); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return body, release, nil
+}
+
+// checkJSON checks that body is exactly one JSON value, in UTF-8.
+func checkJSON(body []byte) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errEmptyBody
+	}
+	if !utf8.Valid(body) {
+		return badRequest("the request body is not valid UTF-8")
+	}
+	if !json.Valid(body) {
+		return badRequest(syntaxDetail(body, "the request body"))
+	}
+	return nil
+}
+
+// readRaw reads the request body, at most the server's body limit (413
+// beyond it), holding its size of the body budget until done is called.
+// On an error it has given it back.
+func (s *Server) readRaw(w http.ResponseWriter, r *http.Request) (body []byte, done func(), err error) {
 	if r.ContentLength > s.maxBody {
 		return nil, nil, &http.MaxBytesError{Limit: s.maxBody}
 	}
@@ -63,27 +99,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			release()
-		}
-	}()
 	body, err = readAll(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 	if err != nil {
+		release()
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, nil, err
 		}
 		return nil, nil, badRequest("the request body could not be read")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil, errEmptyBody
-	}
-	if !utf8.Valid(body) {
-		return nil, nil, badRequest("the request body is not valid UTF-8")
-	}
-	if !json.Valid(body) {
-		return nil, nil, syntaxProblem(body)
 	}
 	return body, release, nil
 }
@@ -94,6 +117,20 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 // is called, deferred.
 func decodeBody[T any](s *Server, w http.ResponseWriter, r *http.Request, what string, decode func(json.RawMessage, *fieldErrors) T) (v T, done func(), err error) {
 	body, done, err := s.readBody(w, r)
+	return decodeRead(body, done, err, what, decode)
+}
+
+// decodeFormBody is decodeBody on a route that also takes form bodies
+// (readFormOrJSON): a form is turned into the JSON object it stands for,
+// which decode then decodes as it decodes a JSON body.
+func decodeFormBody[T any](s *Server, w http.ResponseWriter, r *http.Request, what string, form formFields, decode func(json.RawMessage, *fieldErrors) T) (v T, done func(), err error) {
+	body, done, err := s.readFormOrJSON(w, r, what, form)
+	return decodeRead(body, done, err, what, decode)
+}
+
+// decodeRead decodes a body read by readBody or readFormOrJSON (body,
+// done, err) with decode.
+func decodeRead[T any](body []byte, done func(), err error, what string, decode func(json.RawMessage, *fieldErrors) T) (v T, _ func(), _ error) {
 	if err != nil {
 		return v, nil, err
 	}
@@ -107,48 +144,250 @@ func decodeBody[T any](s *Server, w http.ResponseWriter, r *http.Request, what s
 	return v, done, nil
 }
 
-// syntaxProblem explains why body is not exactly one JSON value.
-func syntaxProblem(body []byte) error {
+// syntaxDetail explains why body, which is what ("the request body"), is
+// not exactly one JSON value.
+func syntaxDetail(body []byte, what string) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var v json.RawMessage
 	err := dec.Decode(&v)
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: ")))
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return badRequest("malformed JSON: unexpected end of the request body")
+		return "malformed JSON: unexpected end of " + what
 	case err != nil:
-		return badRequest("malformed JSON")
+		return "malformed JSON"
 	}
-	return badRequest(fmt.Sprintf("unexpected data after the JSON value at byte %d; send exactly one JSON object", dec.InputOffset()))
+	return fmt.Sprintf("unexpected data after the JSON value at byte %d; send exactly one JSON object", dec.InputOffset())
 }
 
+// The form media types DRF's default parsers took (FormParser,
+// MultiPartParser), which the activity-logger routes take too.
+const (
+	mediaForm      = "application/x-www-form-urlencoded"
+	mediaMultipart = "multipart/form-data"
+)
+
 // checkContentType accepts application/json and application/*+json, in
-// UTF-8 (the only charset JSON may use), without a content coding.
-func checkContentType(r *http.Request) error {
+// UTF-8 (the only charset JSON may use), without a content coding; with
+// forms, also the form media types (a urlencoded form in UTF-8). It
+// returns the media type and its parameters.
+func checkContentType(r *http.Request, forms bool) (mt string, params map[string]string, err error) {
+	send := "send application/json"
+	if forms {
+		send = "send application/json, " + mediaForm + " or " + mediaMultipart
+	}
 	unsupported := func(header, detail string) error {
 		return &httpError{status: http.StatusUnsupportedMediaType, slug: slugUnsupportedMediaType, detail: detail,
 			fields: []fieldProblem{{Field: header, Code: domain.CodeUnsupported, Message: detail}}}
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return unsupported("Content-Encoding", "unsupported Content-Encoding "+strconv.Quote(ce)+": send the body uncompressed")
+		return "", nil, unsupported("Content-Encoding", "unsupported Content-Encoding "+strconv.Quote(ce)+": send the body uncompressed")
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return unsupported("Content-Type", "missing Content-Type: send application/json")
+		return "", nil, unsupported("Content-Type", "missing Content-Type: "+send)
 	}
-	mt, params, err := mime.ParseMediaType(ct)
+	mt, params, err = mime.ParseMediaType(ct)
 	if err != nil {
-		return unsupported("Content-Type", "malformed Content-Type: send application/json")
+		return "", nil, unsupported("Content-Type", "malformed Content-Type: "+send)
 	}
-	if mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
-		return unsupported("Content-Type", "unsupported Content-Type "+strconv.Quote(mt)+": send application/json")
+	isJSON := mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	isForm := forms && (mt == mediaForm || mt == mediaMultipart)
+	if !isJSON && !isForm {
+		return "", nil, unsupported("Content-Type", "unsupported Content-Type "+strconv.Quote(mt)+": "+send)
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return unsupported("Content-Type", "unsupported charset "+strconv.Quote(cs)+": JSON must be UTF-8")
+	// A multipart body's parts say their own charset (readMultipart).
+	if cs, ok := params["charset"]; ok && mt != mediaMultipart && !isUTF8(cs) {
+		return "", nil, unsupported("Content-Type", "unsupported charset "+strconv.Quote(cs)+": "+mt+" must be UTF-8")
 	}
-	return nil
+	return mt, params, nil
+}
+
+func isUTF8(charset string) bool {
+	return strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "utf8")
+}
+
+// formFields are the fields a route reads from a form body: text fields,
+// read as strings, and JSON fields, whose text is parsed as JSON (DRF's
+// JSONField in a form); an empty JSON field is not sent. Any other field
+// is ignored, as it is in a JSON body.
+type formFields struct{ text, json []string }
+
+func (ff formFields) reads(name string) bool {
+	return slices.Contains(ff.text, name) || slices.Contains(ff.json, name)
+}
+
+// formField is one field of a form body.
+type formField struct {
+	name, value string
+	file        string // a multipart file part's file name; "" for a text field
+}
+
+// readFormOrJSON reads the body of a route that takes forms as well as
+// JSON (the activity-logger routes, as DRF's default parsers did). A JSON
+// body is read by readBody. A form (application/x-www-form-urlencoded or
+// multipart/form-data) is read whole, bounded as a JSON body is (the
+// body limit, 413, and the body budget), and never touches the disk; it
+// is turned into the JSON object it stands for (formJSON), for the
+// route's JSON decoder. Problems with its fields are a 400 saying the
+// body is not a valid what, naming the field.
+func (s *Server) readFormOrJSON(w http.ResponseWriter, r *http.Request, what string, form formFields) (body []byte, done func(), err error) {
+	mt, params, ctErr := checkContentType(r, true)
+	if ctErr != nil || (mt != mediaForm && mt != mediaMultipart) {
+		return s.readJSON(w, r, true) // the empty body's 400 first, as ever; then the same 415
+	}
+	raw, release, err := s.readRaw(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	fe := &fieldErrors{}
+	var fields []formField
+	if mt == mediaForm {
+		fields, err = readURLEncoded(raw, fe)
+	} else {
+		fields, err = readMultipart(raw, params["boundary"], fe)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	body = formJSON(fields, form, fe)
+	if err := fe.err("the request body is not a valid " + what); err != nil {
+		return nil, nil, err
+	}
+	return body, release, nil
+}
+
+// readURLEncoded splits an application/x-www-form-urlencoded body into
+// its fields, in order, as Django did: fields separated by "&", a field
+// without "=" has an empty value, "+" is a space.
+func readURLEncoded(raw []byte, fe *fieldErrors) ([]formField, error) {
+	var fields []formField
+	for pair := range strings.SplitSeq(string(raw), "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, badRequest("malformed form body: a field name is not URL-encoded: " + err.Error())
+		}
+		value, err := url.QueryUnescape(v)
+		if err != nil {
+			return nil, badRequest("malformed form body: field " + strconv.Quote(name) + " is not URL-encoded: " + err.Error())
+		}
+		fields = append(fields, formField{name: name, value: value})
+	}
+	return fields, nil
+}
+
+// readMultipart splits a multipart/form-data body, already read, into its
+// fields, in order. A part without a form field name is skipped; a file
+// part is kept with its file name (formJSON decides). A text part that
+// names a charset other than UTF-8 is reported.
+func readMultipart(raw []byte, boundary string, fe *fieldErrors) ([]formField, error) {
+	if len(raw) == 0 {
+		return nil, nil // Django read an empty body as an empty form
+	}
+	if boundary == "" {
+		return nil, badRequest("malformed multipart/form-data body: the Content-Type has no boundary parameter")
+	}
+	mr := multipart.NewReader(bytes.NewReader(raw), boundary)
+	var fields []formField
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return fields, nil
+		}
+		if err != nil {
+			return nil, badRequest("malformed multipart/form-data body: " + strings.TrimPrefix(err.Error(), "multipart: "))
+		}
+		value, err := io.ReadAll(p)
+		if err != nil {
+			return nil, badRequest("malformed multipart/form-data body: " + strings.TrimPrefix(err.Error(), "multipart: "))
+		}
+		name := p.FormName()
+		if name == "" {
+			continue
+		}
+		if file := p.FileName(); file != "" {
+			fields = append(fields, formField{name: name, file: file})
+			continue
+		}
+		if ct := p.Header.Get("Content-Type"); ct != "" {
+			if _, ps, err := mime.ParseMediaType(ct); err == nil && ps["charset"] != "" && !isUTF8(ps["charset"]) {
+				fe.add(fieldName("", name), domain.CodeUnsupported, "is in charset %q: send UTF-8", ps["charset"])
+			}
+		}
+		fields = append(fields, formField{name: name, value: string(value)})
+	}
+}
+
+// formJSON turns a form's fields into the JSON object a JSON client would
+// have sent: each text field a route reads as a string, each JSON field
+// as the JSON its text holds (nothing when it is empty). A field given
+// more than once is reported (as a JSON member given twice is), whether
+// the route reads it or not; so is text that is not UTF-8, JSON text
+// that is not JSON, and a file part in place of a field the route reads.
+// Other fields and file parts are ignored, as unknown JSON members are.
+func formJSON(fields []formField, form formFields, fe *fieldErrors) []byte {
+	seen := map[string]int{}
+	for _, f := range fields {
+		if f.file == "" {
+			seen[f.name]++
+		}
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	add := func(name string, value []byte) {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		n, _ := json.Marshal(name)
+		b.Write(n)
+		b.WriteByte(':')
+		b.Write(value)
+	}
+	for _, f := range fields {
+		field := fieldName("", f.name)
+		switch {
+		case f.file != "":
+			if form.reads(f.name) {
+				fe.add(field, codeWrongType, "must be a text field, not a file (%q)", f.file)
+			}
+			continue
+		case seen[f.name] > 1:
+			fe.add(field, codeRepeated, "is given more than once")
+			seen[f.name] = 0 // reported once
+			continue
+		case seen[f.name] == 0 || !form.reads(f.name): // reported, or ignored
+			continue
+		case !utf8.ValidString(f.value):
+			fe.add(field, domain.CodeMalformed, "is not valid UTF-8")
+			continue
+		}
+		if slices.Contains(form.text, f.name) {
+			v, _ := json.Marshal(f.value)
+			add(f.name, v)
+			continue
+		}
+		if f.value == "" {
+			continue // an empty JSON field is not sent
+		}
+		if v := []byte(f.value); json.Valid(v) {
+			add(f.name, v)
+		} else {
+			fe.add(field, domain.CodeMalformed, "must be JSON text, such as {\"ip\": \"192.168.0.1\"}: %s", syntaxDetail(v, "the field"))
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 // member is one name/value pair of a JSON object.
