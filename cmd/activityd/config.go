@@ -86,6 +86,14 @@ type config struct {
 	RateLimit        int
 	RateLimitBurst   int
 
+	// CORS is CORS_ALLOWED_ORIGINS and the rest of the cross-origin
+	// policy, also read from the event-tracking service's HTTP_CORS_*
+	// names (clients.go). AnonymousTracking is
+	// EVENT_TRACKING_ANONYMOUS_SCOPES and _NETWORKS: the event-tracking
+	// routes' requests without a credential (clients.go).
+	CORS              httpapi.CORS
+	AnonymousTracking httpapi.Anonymous
+
 	DBMaxOpenConns     int
 	DBMaxIdleConns     int
 	DBConnMaxLifetime  time.Duration
@@ -311,6 +319,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.WorkerConcurrency = int(e.integer(4, 1, 1000, "WORKER_CONCURRENCY"))
 	loadAbuseLimits(e, &c)
+	loadCORS(e, &c)
+	loadAnonymousTracking(e, &c)
 	if c.RedisURL != "" {
 		if _, err := rediscache.ParseURL(c.RedisURL); err != nil {
 			e.fail("REDIS_URL", redactURL(c.RedisURL), err.Error())

@@ -196,6 +196,7 @@ func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, er
 		return nil, err
 	}
 	p.onClose(closeRateLimiter)
+	logClientSettings(cfg, log)
 	return httpapi.NewServer(httpapi.Config{
 		Events:       uc.events,
 		Counts:       uc.counts,
@@ -214,6 +215,9 @@ func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, er
 		AuthFailures:   cfg.authFailureLimit(),
 		RateLimiter:    rateLimiter,
 		RateLimit:      cfg.rateLimit(),
+
+		CORS:      cfg.CORS,
+		Anonymous: cfg.AnonymousTracking,
 
 		TracerProvider: p.tel.TracerProvider(),
 		MeterProvider:  p.tel.MeterProvider(),
