@@ -8,8 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -21,6 +24,11 @@ const TokenPrefix = "adt_"
 
 // MinSecretLen is the shortest secret accepted from BOOTSTRAP_ADMIN_TOKEN.
 const MinSecretLen = 24
+
+// MinImportedSecretLen is the shortest secret Import takes: a client's
+// existing secret, such as a Django REST Framework token (40 hex
+// characters, 160 random bits).
+const MinImportedSecretLen = 16
 
 // Tokens is the API-token use cases.
 type Tokens struct {
@@ -62,16 +70,24 @@ func (s *Tokens) Create(ctx context.Context, spec TokenSpec) (secret string, t d
 	return secret, t, nil
 }
 
-func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (domain.Token, error) {
+// validate checks what a token to create must be.
+func (spec TokenSpec) validate() error {
 	if len(spec.Scopes) == 0 {
-		return domain.Token{}, domain.Invalid("scope", domain.CodeRequired, "name at least one scope (events:read, events:write, admin)")
+		return domain.Invalid("scope", domain.CodeRequired, "name at least one scope (events:read, events:write, admin)")
 	}
 	admin := domain.Principal{Scopes: spec.Scopes}.IsAdmin()
 	if spec.UserID < 0 || (spec.UserID == 0 && !admin) {
-		return domain.Token{}, domain.Invalid("user", domain.CodeRequired, "a token without the admin scope must name a positive user id")
+		return domain.Invalid("user", domain.CodeRequired, "a token without the admin scope must name a positive user id")
 	}
 	if spec.TTL < 0 {
-		return domain.Token{}, domain.Invalid("ttl", domain.CodeOutOfRange, "must not be negative")
+		return domain.Invalid("ttl", domain.CodeOutOfRange, "must not be negative")
+	}
+	return nil
+}
+
+func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (domain.Token, error) {
+	if err := spec.validate(); err != nil {
+		return domain.Token{}, err
 	}
 	id := spec.id
 	if id == "" {
@@ -97,8 +113,11 @@ func (s *Tokens) create(ctx context.Context, spec TokenSpec, secret string) (dom
 	return t, nil
 }
 
-// HashSecret is how secrets are stored. A secret carries 256 random bits,
-// so a fast hash suffices: there is nothing to brute-force.
+// HashSecret is how secrets are stored. A secret this service issues
+// carries 256 random bits, and one imported (Import) is a client's
+// existing random secret of at least MinImportedSecretLen characters (a
+// DRF token: 160 bits), so a fast hash suffices: there is nothing to
+// brute-force.
 func HashSecret(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
@@ -174,4 +193,158 @@ func (s *Tokens) Bootstrap(ctx context.Context, given string) (secret string, cr
 		return "", false, err
 	}
 	return secret, true, nil
+}
+
+// SecretImport is a secret a client already holds, with the token it is
+// to become (Import).
+type SecretImport struct {
+	Spec   TokenSpec
+	Secret string
+}
+
+// ImportSummary says what ImportAll did.
+type ImportSummary struct {
+	Imported int // stored now
+	Present  int // already stored, for the same user and scopes
+}
+
+// ImportProblem is why ImportAll refused one of its secrets.
+type ImportProblem struct {
+	Index int // in ImportAll's list
+	Err   error
+}
+
+// ImportError is ImportAll's refusal: the secrets that break a rule.
+// Nothing was stored.
+type ImportError struct{ Problems []ImportProblem }
+
+func (e *ImportError) Error() string {
+	msg := fmt.Sprintf("%d of the secrets to import refused, none imported", len(e.Problems))
+	for _, p := range e.Problems {
+		msg += fmt.Sprintf("; #%d: %v", p.Index+1, p.Err)
+	}
+	return msg
+}
+
+// Import stores a secret a client already holds (a DRF token) as the
+// token spec describes, hashed as every secret is, so that the client
+// keeps using it: Authenticate then knows it. The secret must be at least
+// MinImportedSecretLen characters, without whitespace or control
+// characters. A secret already stored for the same user and scopes is
+// not stored again (created is false, and t is the stored token), so
+// that an import can be run again; stored for another user or other
+// scopes, or stored and since revoked or expired, it is refused (a
+// domain.ValidationError naming "secret"). No error says the secret.
+func (s *Tokens) Import(ctx context.Context, spec TokenSpec, secret string) (t domain.Token, created bool, err error) {
+	t, present, err := s.checkImport(ctx, spec, secret)
+	if err != nil || present {
+		return t, false, err
+	}
+	t, err = s.create(ctx, spec, secret)
+	if err != nil {
+		// Another import of the same secret may have stored it meanwhile.
+		if again, present, cerr := s.checkImport(ctx, spec, secret); cerr == nil && present {
+			return again, false, nil
+		}
+		return domain.Token{}, false, fmt.Errorf("import token: %w", err)
+	}
+	return t, true, nil
+}
+
+// ImportAll imports many secrets (Import) all or none: it checks every
+// one first, the store included, and refuses the lot with an
+// *ImportError listing each secret that breaks a rule (the same secret
+// twice for different users or scopes included). Only then does it store
+// them. Storage trouble ends it early, with what it stored so far: a run
+// again completes it.
+func (s *Tokens) ImportAll(ctx context.Context, list []SecretImport) (ImportSummary, error) {
+	var problems []ImportProblem
+	first := map[string]int{} // secret → index of its first occurrence
+	for i, in := range list {
+		if j, dup := first[in.Secret]; dup {
+			if o := list[j].Spec; o.UserID != in.Spec.UserID || !sameScopes(o.Scopes, in.Spec.Scopes) {
+				problems = append(problems, ImportProblem{Index: i, Err: domain.Invalid("secret", domain.CodeConflict,
+					"is also #%d's secret, for another user or other scopes", j+1)})
+			}
+			continue
+		}
+		first[in.Secret] = i
+		_, _, err := s.checkImport(ctx, in.Spec, in.Secret)
+		var ve *domain.ValidationError
+		switch {
+		case errors.As(err, &ve):
+			problems = append(problems, ImportProblem{Index: i, Err: err})
+		case err != nil:
+			return ImportSummary{}, err
+		}
+	}
+	if len(problems) > 0 {
+		return ImportSummary{}, &ImportError{Problems: problems}
+	}
+	var sum ImportSummary
+	for i, in := range list {
+		_, created, err := s.Import(ctx, in.Spec, in.Secret)
+		if err != nil {
+			return sum, fmt.Errorf("import #%d: %w", i+1, err)
+		}
+		if created {
+			sum.Imported++
+		} else {
+			sum.Present++
+		}
+	}
+	return sum, nil
+}
+
+// checkImport checks a secret to import against the rules and the store:
+// present says it is stored already, as t, for the same user and scopes.
+func (s *Tokens) checkImport(ctx context.Context, spec TokenSpec, secret string) (t domain.Token, present bool, err error) {
+	switch {
+	case len(secret) < MinImportedSecretLen:
+		return t, false, domain.Invalid("secret", domain.CodeOutOfRange, "must be at least %d characters", MinImportedSecretLen)
+	case strings.ContainsFunc(secret, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return t, false, domain.Invalid("secret", domain.CodeMalformed, "must hold no whitespace or control characters")
+	case !utf8.ValidString(secret):
+		return t, false, domain.Invalid("secret", domain.CodeMalformed, "must be valid UTF-8")
+	}
+	if err := spec.validate(); err != nil {
+		return t, false, err
+	}
+	t, err = s.store.TokenByHash(ctx, HashSecret(secret))
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return domain.Token{}, false, nil
+	case err != nil:
+		return domain.Token{}, false, fmt.Errorf("import token: %w", err)
+	case t.UserID != spec.UserID || !sameScopes(t.Scopes, spec.Scopes):
+		return domain.Token{}, false, domain.Invalid("secret", domain.CodeConflict,
+			"is already token %s's secret, for %s with scopes %s", t.ID, userName(t.UserID), joinScopes(t.Scopes))
+	case !t.Active(s.clock.Now()):
+		return domain.Token{}, false, domain.Invalid("secret", domain.CodeConflict,
+			"is already token %s's secret, revoked or expired: a revoked secret is not brought back", t.ID)
+	}
+	return t, true, nil
+}
+
+// sameScopes says whether a and b hold the same scopes, in any order.
+func sameScopes(a, b []domain.Scope) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+func joinScopes(scopes []domain.Scope) string {
+	s := make([]string, len(scopes))
+	for i, sc := range scopes {
+		s[i] = string(sc)
+	}
+	return strings.Join(s, ",")
+}
+
+func userName(id int64) string {
+	if id == 0 {
+		return "no user"
+	}
+	return fmt.Sprintf("user %d", id)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -293,5 +294,152 @@ func TestBootstrapConcurrentReplicas(t *testing.T) {
 	}
 	if _, err := fx.tokens.Authenticate(fx.ctx, secrets[0]); err != nil {
 		t.Fatalf("the printed bootstrap token does not authenticate: %v", err)
+	}
+}
+
+// drfKey is a secret as a Django REST Framework client holds it.
+const drfKey = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+
+func TestTokenImport(t *testing.T) {
+	fx := newFixture(t)
+	spec := app.TokenSpec{Name: "drf", UserID: 6, Scopes: rw}
+	tok, created, err := fx.tokens.Import(fx.ctx, spec, drfKey)
+	if err != nil || !created {
+		t.Fatalf("Import = %+v, %v, %v", tok, created, err)
+	}
+	if sum := sha256.Sum256([]byte(drfKey)); !bytes.Equal(tok.Hash, sum[:]) || tok.UserID != 6 || tok.Name != "drf" {
+		t.Errorf("token = %+v", tok)
+	}
+	p, err := fx.tokens.Authenticate(fx.ctx, drfKey)
+	if err != nil || p.UserID != 6 || !slices.Equal(p.Scopes, rw) || p.IsAdmin() {
+		t.Fatalf("Authenticate(imported secret) = %+v, %v", p, err)
+	}
+
+	// Again, with the scopes in another order and another name: present.
+	again, created, err := fx.tokens.Import(fx.ctx, app.TokenSpec{Name: "other", UserID: 6,
+		Scopes: []domain.Scope{domain.ScopeWrite, domain.ScopeRead}}, drfKey)
+	if err != nil || created || again.ID != tok.ID {
+		t.Errorf("re-import = %+v, created %v, %v; want token %s, not created", again, created, err, tok.ID)
+	}
+	if ts, _ := fx.store.ListTokens(fx.ctx); len(ts) != 1 {
+		t.Errorf("%d tokens stored, want 1", len(ts))
+	}
+
+	refused := []struct {
+		name   string
+		spec   app.TokenSpec
+		secret string
+		field  string
+	}{
+		{"another user", app.TokenSpec{UserID: 7, Scopes: rw}, drfKey, "secret"},
+		{"other scopes", app.TokenSpec{UserID: 6, Scopes: []domain.Scope{domain.ScopeRead}}, drfKey, "secret"},
+		{"too short", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789abcde", "secret"},
+		{"a space", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789 abcdef0123", "secret"},
+		{"a tab", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789\tabcdef0123", "secret"},
+		{"a newline", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789abcdef0123\n", "secret"},
+		{"a control character", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789\x00abcdef0123", "secret"},
+		{"not UTF-8", app.TokenSpec{UserID: 6, Scopes: rw}, "0123456789\xffabcdef0123", "secret"},
+		{"no scopes", app.TokenSpec{UserID: 6}, "fedcba9876543210fedcba", "scope"},
+		{"no user", app.TokenSpec{Scopes: rw}, "fedcba9876543210fedcba", "user"},
+		{"negative ttl", app.TokenSpec{UserID: 6, Scopes: rw, TTL: -time.Hour}, "fedcba9876543210fedcba", "ttl"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			_, created, err := fx.tokens.Import(fx.ctx, tc.spec, tc.secret)
+			wantFields(t, err, tc.field)
+			if created {
+				t.Error("created")
+			}
+			if err != nil && strings.Contains(err.Error(), tc.secret) {
+				t.Errorf("error %q shows the secret", err)
+			}
+		})
+	}
+	if ts, _ := fx.store.ListTokens(fx.ctx); len(ts) != 1 {
+		t.Errorf("%d tokens stored after refusals, want 1", len(ts))
+	}
+	// The other user's client still cannot use it; the owner still can.
+	if p, err := fx.tokens.Authenticate(fx.ctx, drfKey); err != nil || p.UserID != 6 {
+		t.Errorf("after refusals: %+v, %v", p, err)
+	}
+
+	// A revoked secret is not brought back by importing it again.
+	if err := fx.tokens.Revoke(fx.ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = fx.tokens.Import(fx.ctx, spec, drfKey)
+	wantFields(t, err, "secret")
+	wantErr(t, func() error { _, err := fx.tokens.Authenticate(fx.ctx, drfKey); return err }(), domain.ErrUnauthenticated)
+
+	// A TTL counts from the import.
+	ttl, _, err := fx.tokens.Import(fx.ctx, app.TokenSpec{UserID: 8, Scopes: rw, TTL: time.Hour}, "ttl-secret-0123456789")
+	if err != nil || !ttl.ExpiresAt.Equal(domain.Normalize(start).Add(time.Hour)) {
+		t.Errorf("token with TTL = %+v, %v", ttl, err)
+	}
+}
+
+func TestTokenImportAll(t *testing.T) {
+	fx := newFixture(t)
+	key := func(i int) string { return strings.Repeat(string(rune('a'+i)), 40) }
+	item := func(i int, user int64, scopes ...domain.Scope) app.SecretImport {
+		if len(scopes) == 0 {
+			scopes = rw
+		}
+		return app.SecretImport{Secret: key(i), Spec: app.TokenSpec{UserID: user, Scopes: scopes}}
+	}
+	if _, _, err := fx.tokens.Import(fx.ctx, item(0, 1).Spec, key(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	// One bad item and nothing is stored; every bad one is listed.
+	bad := []app.SecretImport{
+		item(1, 2),
+		{Secret: "short", Spec: item(2, 3).Spec}, // #2: too short
+		item(0, 9),                               // #3: user 1's secret
+		item(3, 4),
+		item(3, 5), // #5: #4's secret for another user
+		item(4, 6),
+	}
+	_, err := fx.tokens.ImportAll(fx.ctx, bad)
+	var ie *app.ImportError
+	if !errors.As(err, &ie) {
+		t.Fatalf("ImportAll(bad) = %v, want an *ImportError", err)
+	}
+	var idx []int
+	for _, p := range ie.Problems {
+		idx = append(idx, p.Index)
+		var ve *domain.ValidationError
+		if !errors.As(p.Err, &ve) {
+			t.Errorf("problem %d: %v is no validation error", p.Index, p.Err)
+		}
+	}
+	if !slices.Equal(idx, []int{1, 2, 4}) {
+		t.Errorf("refused %v, want [1 2 4]: %v", idx, err)
+	}
+	if strings.Contains(err.Error(), key(0)) || strings.Contains(err.Error(), key(3)) {
+		t.Errorf("error shows a secret: %v", err)
+	}
+	if ts, _ := fx.store.ListTokens(fx.ctx); len(ts) != 1 {
+		t.Errorf("%d tokens stored after a refused import, want the 1 from before", len(ts))
+	}
+
+	// A good list: the one stored before and a repeat count as present.
+	good := []app.SecretImport{item(0, 1), item(1, 2), item(2, 3, domain.ScopeRead), item(1, 2)}
+	sum, err := fx.tokens.ImportAll(fx.ctx, good)
+	if err != nil || sum != (app.ImportSummary{Imported: 2, Present: 2}) {
+		t.Fatalf("ImportAll(good) = %+v, %v; want imported 2, present 2", sum, err)
+	}
+	for i, in := range good {
+		p, err := fx.tokens.Authenticate(fx.ctx, in.Secret)
+		if err != nil || p.UserID != in.Spec.UserID || !slices.Equal(p.Scopes, in.Spec.Scopes) {
+			t.Errorf("#%d: Authenticate = %+v, %v; want user %d, %v", i, p, err, in.Spec.UserID, in.Spec.Scopes)
+		}
+	}
+	// Run again: nothing new.
+	if sum, err := fx.tokens.ImportAll(fx.ctx, good); err != nil || sum != (app.ImportSummary{Present: 4}) {
+		t.Errorf("re-run = %+v, %v; want present 4", sum, err)
+	}
+	if ts, _ := fx.store.ListTokens(fx.ctx); len(ts) != 3 {
+		t.Errorf("%d tokens stored, want 3", len(ts))
 	}
 }
