@@ -7,7 +7,8 @@
 //	activityd worker       compute the counting tasks queued in Redis
 //	activityd scheduler    queue the counting tasks on the schedule
 //	activityd migrate      apply storage migrations and exit
-//	activityd token ...    create, list or revoke API tokens
+//	activityd token ...    create, list, revoke or import API tokens
+//	activityd import ...   bring a predecessor's database into the store
 //	activityd version      print the version
 package main
 
@@ -54,7 +55,9 @@ commands:
   scheduler queue the counting windows on COUNT_SCHEDULE (needs REDIS_URL;
             one or more: a window is queued once however many run)
   migrate   apply storage migrations and exit
-  token     manage API tokens: token create|list|revoke (see activityd token -h)
+  token     manage API tokens: token create|list|revoke|import (see activityd token -h)
+  import    bring a predecessor's database in: import activity-logger|event-tracking URL
+            (see activityd import -h)
   version   print the version
 
 Configuration comes from the environment; see README.md.
@@ -74,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "serve", "worker", "scheduler", "migrate", "token":
+	case "serve", "worker", "scheduler", "migrate", "token", "import":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -90,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// GOGC and the soft memory limit MEMORY_LIMIT derives (gc.go): said at
 	// start by the long-running commands.
 	memLevel := slog.LevelInfo
-	if cmd == "migrate" || cmd == "token" {
+	if cmd == "migrate" || cmd == "token" || cmd == "import" {
 		memLevel = slog.LevelDebug
 	}
 	tuneMemory(cfg.Memory, log, memLevel)
@@ -106,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = migrate(ctx, cfg, log)
 	case "token":
 		err = tokenCmd(ctx, cfg, args, stdout, stderr)
+	case "import":
+		err = importCmd(ctx, cfg, args, stdout, stderr, log)
 	}
 	var ue usageError
 	switch {
