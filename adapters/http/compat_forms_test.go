@@ -91,7 +91,7 @@ func TestActivityLoggerForms(t *testing.T) {
 				if !sameJSON(t, l.Metadata, tc.metadata) {
 					t.Errorf("metadata %s, want %s", l.Metadata, tc.metadata)
 				}
-				if es := cf.stored(); len(es) != 1 || es[0].ID.String() != l.ID || !sameJSON(t, es[0].Metadata, tc.metadata) {
+				if es := cf.stored(); len(es) != 1 || es[0].ID.String() != uuidOf(l.ID.String()) || !sameJSON(t, es[0].Metadata, tc.metadata) {
 					t.Errorf("stored %+v", es)
 				}
 			})
@@ -182,11 +182,11 @@ func TestActivityLoggerForms(t *testing.T) {
 			append([]string{"Content-Type", formType}, key...)...).logEntry(http.StatusCreated)
 		body, ct := multipartBody(t, part{name: "action", value: "LOGIN"}, part{name: "metadata", value: `{"a":1}`})
 		again := cf.call("POST", "/api/logs/", u1, body, append([]string{"Content-Type", ct}, key...)...)
-		if l := again.logEntry(http.StatusOK); l.ID != first.ID {
-			t.Errorf("multipart retry answered %s, want the stored %s", l.ID, first.ID)
+		if l := again.logEntry(http.StatusOK); l.ID.String() != first.ID.String() {
+			t.Errorf("multipart retry answered %s, want the stored %s", l.ID.String(), first.ID.String())
 		}
-		if l := cf.call("POST", "/api/logs/", u1, `{"action":"login","metadata":{"a":1}}`, key...).logEntry(http.StatusOK); l.ID != first.ID {
-			t.Errorf("JSON retry answered %s, want the stored %s", l.ID, first.ID)
+		if l := cf.call("POST", "/api/logs/", u1, `{"action":"login","metadata":{"a":1}}`, key...).logEntry(http.StatusOK); l.ID.String() != first.ID.String() {
+			t.Errorf("JSON retry answered %s, want the stored %s", l.ID.String(), first.ID.String())
 		}
 		cf.call("POST", "/api/logs/", u1, "action=logout", append([]string{"Content-Type", formType}, key...)...).logsProblem(http.StatusConflict)
 		if es := cf.stored(); len(es) != 1 {
@@ -198,11 +198,11 @@ func TestActivityLoggerForms(t *testing.T) {
 		cf := newCompatFixture(t, memoryStore)
 		u1 := cf.user(1)
 		l := cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
-		path := "/api/logs/update/" + l.ID + "/"
+		path := "/api/logs/update/" + l.ID.String() + "/"
 		patch := func(req [2]string) *response {
 			return cf.call("PATCH", path, u1, req[0], "Content-Type", req[1])
 		}
-		if p := patch(form("status=IN_PROGRESS&action=LOGOUT")).logEntry(http.StatusOK); p.Status != "IN_PROGRESS" || p.Action != "LOGIN" || p.ID != l.ID {
+		if p := patch(form("status=IN_PROGRESS&action=LOGOUT")).logEntry(http.StatusOK); p.Status != "IN_PROGRESS" || p.Action != "LOGIN" || p.ID.String() != l.ID.String() {
 			t.Errorf("form PATCH answered %+v", p)
 		}
 		patch(form("status=PENDING")).patchError(http.StatusBadRequest, "Invalid status transition: IN_PROGRESS -> PENDING")
@@ -212,7 +212,7 @@ func TestActivityLoggerForms(t *testing.T) {
 		for _, req := range [][2]string{form("status=DONE&status=DONE"), form("status=%"), mp(part{name: "status", file: "s.txt", value: "DONE"})} {
 			patch(req).patchError(http.StatusBadRequest, "Invalid request body")
 		}
-		if e := cf.get(l.ID); e.Status != domain.StatusInProgress {
+		if e := cf.get(l.ID.String()); e.Status != domain.StatusInProgress {
 			t.Errorf("stored status %s after refused PATCHes", e.Status)
 		}
 		if p := patch(mp(part{name: "status", value: "DONE"})).logEntry(http.StatusOK); p.Status != "DONE" {

@@ -70,7 +70,7 @@ func FuzzLogStatus(f *testing.F) {
 		cf.skipRequestCheck = true // malformed on purpose: only the responses are checked against the document
 		l := cf.call("POST", "/api/logs/", cf.user(1), logsExample).logEntry(http.StatusCreated)
 		before := compatSnapshot(t, cf.st)
-		r := cf.call("PATCH", "/api/logs/update/"+l.ID+"/", cf.user(1), body)
+		r := cf.call("PATCH", "/api/logs/update/"+l.ID.String()+"/", cf.user(1), body)
 		if r.code == http.StatusOK {
 			if got := r.logEntry(http.StatusOK); got.Status != "IN_PROGRESS" || got.Action != "LOGIN" {
 				t.Fatalf("%s: PENDING LOGIN became %s %s", r, got.Status, got.Action)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func newCompatFixture(t *testing.T, newStore newStoreFunc, opts ...compatOption)
 	for _, o := range opts {
 		o(&cfg, cf)
 	}
-	cfg.Events = app.NewEvents(st, clock, domain.DefaultLimits())
+	cfg.Events = app.NewEvents(st, clock, domain.DefaultLimits(), app.WithLegacyIDs(st))
 	f.srv = httpapi.NewServer(cfg)
 	cf.admin = f.token(0, domain.ScopeAdmin)
 	return cf
@@ -125,10 +126,19 @@ func storedIn(t testing.TB, st ports.Store) []domain.Event {
 	}
 }
 
-// get returns one stored event.
+// uuidOf is the UUID of an id as a surface shows it: an activity-logger
+// log number (an integer) or a UUID.
+func uuidOf(id string) string {
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+		return domain.LegacyID{System: domain.ActivityLogger, N: n}.ID().String()
+	}
+	return id
+}
+
+// get returns one stored event, by either kind of id (uuidOf).
 func (cf *compatFixture) get(id string) domain.Event {
 	cf.t.Helper()
-	eid, err := domain.ParseID(id)
+	eid, err := domain.ParseID(uuidOf(id))
 	if err != nil {
 		cf.t.Fatalf("id %q: %v", id, err)
 	}

@@ -41,7 +41,7 @@ func compatHostile(t *testing.T, newStore newStoreFunc) {
 	writeRoutes := []struct{ method, path string }{
 		{"POST", "/api/event"}, {"POST", "/api/event/"},
 		{"POST", "/api/logs/"}, {"POST", "/api/logs"},
-		{"PATCH", "/api/logs/update/" + seeded.ID + "/"}, {"PATCH", "/api/logs/update/" + seeded.ID},
+		{"PATCH", "/api/logs/update/" + seeded.ID.String() + "/"}, {"PATCH", "/api/logs/update/" + seeded.ID.String()},
 		{"PATCH", "/api/logs/update/not-an-id/"},
 	}
 	readRoutes := []string{"/api/events", "/api/events/", "/api/logs/1", "/api/logs/1/"}
@@ -66,7 +66,7 @@ func compatHostile(t *testing.T, newStore newStoreFunc) {
 			for _, rq := range []request{
 				{method: "POST", path: "/api/event", body: trackingBody("user_id", "1")},
 				{method: "POST", path: "/api/logs/", body: `{"action":"login"}`},
-				{method: "PATCH", path: "/api/logs/update/" + seeded.ID + "/", body: `{"status":"IN_PROGRESS"}`},
+				{method: "PATCH", path: "/api/logs/update/" + seeded.ID.String() + "/", body: `{"status":"IN_PROGRESS"}`},
 			} {
 				rq.header = with(map[string]string{"Content-Type": ct})
 				send(rq, who.user)
@@ -84,7 +84,7 @@ func compatHostile(t *testing.T, newStore newStoreFunc) {
 				send(request{method: "GET", path: p + "?" + q, header: auth}, who.user)
 			}
 			send(request{method: "POST", path: "/api/event?" + q, body: trackingBody("user_id", "0"), header: auth}, who.user)
-			send(request{method: "PATCH", path: "/api/logs/update/" + seeded.ID + "/?" + q, body: `{"status":"DONE"}`, header: auth}, who.user)
+			send(request{method: "PATCH", path: "/api/logs/update/" + seeded.ID.String() + "/?" + q, body: `{"status":"DONE"}`, header: auth}, who.user)
 		}
 	}
 	// Bad credentials, on every route.
@@ -95,7 +95,7 @@ func compatHostile(t *testing.T, newStore newStoreFunc) {
 			{method: "GET", path: "/api/events"},
 			{method: "POST", path: "/api/logs/", body: `{"action":"login"}`},
 			{method: "GET", path: "/api/logs/1/"},
-			{method: "PATCH", path: "/api/logs/update/" + seeded.ID + "/", body: `{"status":"IN_PROGRESS"}`},
+			{method: "PATCH", path: "/api/logs/update/" + seeded.ID.String() + "/", body: `{"status":"IN_PROGRESS"}`},
 		} {
 			rq.header = map[string]string{"Authorization": a}
 			send(rq, -1)
@@ -206,7 +206,7 @@ func compatHostileResult(t *testing.T, r *response, principalUser int64, accepte
 			t.Errorf("%s → 201: a write where none was expected", desc())
 			return
 		}
-		accepted[l.ID] = true
+		accepted[uuidOf(l.ID.String())] = true
 	default:
 		t.Errorf("%s → %d: hostile input accepted: %.300s", desc(), r.code, r.body)
 	}

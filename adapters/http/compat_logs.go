@@ -40,7 +40,7 @@ const (
 
 // logJSON is one log as this surface renders it.
 type logJSON struct {
-	ID        string          `json:"id"`
+	ID        logID           `json:"id"`
 	User      int64           `json:"user"`
 	Action    string          `json:"action"`    // upper case
 	Timestamp string          `json:"timestamp"` // recorded_at
@@ -48,9 +48,34 @@ type logJSON struct {
 	Status    string          `json:"status"`
 }
 
+// logID renders an event's id as the activity-logger's clients hold it: an
+// integer for a log it numbered (imported, or created on this surface),
+// the UUID for an event recorded elsewhere.
+type logID domain.ID
+
+func (id logID) MarshalJSON() ([]byte, error) {
+	if l, ok := domain.ID(id).Legacy(); ok && l.System == domain.ActivityLogger {
+		return strconv.AppendInt(nil, l.N, 10), nil
+	}
+	b := append(make([]byte, 0, 38), '"')
+	return append(domain.ID(id).AppendText(b), '"'), nil
+}
+
+// parseLogID reads a log id from a path: an integer names an
+// activity-logger log number, anything else is taken as a UUID (an
+// unknown or malformed one is a 404 further on).
+func parseLogID(s string) string {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && strconv.FormatInt(n, 10) == s {
+		if l := (domain.LegacyID{System: domain.ActivityLogger, N: n}); l.Valid() {
+			return l.ID().String()
+		}
+	}
+	return s
+}
+
 func renderLog(e domain.Event) logJSON {
 	return logJSON{
-		ID:        e.ID.String(),
+		ID:        logID(e.ID),
 		User:      e.UserID,
 		Action:    strings.ToUpper(string(e.Action)), // ASCII: actions are [a-z0-9_.:-]
 		Timestamp: domain.FormatTime(e.RecordedAt),
@@ -112,6 +137,7 @@ func (s *Server) logsCreate(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
 	in.UserID = p.UserID
 	in.IdempotencyKey = key
+	in.Legacy = domain.ActivityLogger // an integer id, as its clients expect
 	e, created, err := s.events.Record(r.Context(), p, in)
 	if err != nil {
 		if errors.Is(err, domain.ErrIDConflict) {
@@ -270,7 +296,7 @@ func (s *Server) logsPatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	e, err := s.events.Transition(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "log_id"), status)
+	e, err := s.events.Transition(r.Context(), principalFrom(r.Context()), parseLogID(chi.URLParam(r, "log_id")), status)
 	if err != nil {
 		s.logsFail(w, r, err)
 		return

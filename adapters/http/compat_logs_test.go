@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ const logsExample = `{"action": "LOGIN", "metadata": {"ip": "192.168.0.1", "devi
 
 // logEntry is a log as the surface renders it.
 type logEntry struct {
-	ID        string          `json:"id"`
+	ID        wireID          `json:"id"`
 	User      int64           `json:"user"`
 	Action    string          `json:"action"`
 	Timestamp string          `json:"timestamp"`
@@ -46,8 +47,12 @@ func checkLog(t testing.TB, what string, raw []byte) logEntry {
 	t.Helper()
 	var l logEntry
 	exactObject(t, what, raw, &l, logKeys...)
-	if _, err := domain.ParseID(l.ID); err != nil {
-		t.Errorf("%s: id %q is not a UUID", what, l.ID)
+	if n, err := strconv.ParseInt(l.ID.String(), 10, 64); err == nil {
+		if !l.ID.number || n < 1 {
+			t.Errorf("%s: id %s is not a positive JSON integer", what, l.ID.String())
+		}
+	} else if _, err := domain.ParseID(l.ID.String()); err != nil || l.ID.number {
+		t.Errorf("%s: id %s is neither a log number nor a UUID string", what, l.ID.String())
 	}
 	if !isRFC3339UTC(l.Timestamp) || l.User <= 0 || len(l.Metadata) == 0 || l.Metadata[0] != '{' {
 		t.Errorf("%s: malformed log %s", what, raw)
@@ -81,10 +86,32 @@ func (r *response) logEntries() []logEntry {
 	return out
 }
 
+// wireID is a log id as sent: a JSON integer (a log number) or a string
+// (a UUID), kept as its text.
+type wireID struct {
+	text   string
+	number bool
+}
+
+func (id *wireID) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		id.number = false
+		return json.Unmarshal(b, &id.text)
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	id.text, id.number = n.String(), true
+	return nil
+}
+
+func (id wireID) String() string { return id.text }
+
 func logIDs(ls []logEntry) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
-		out[i] = l.ID
+		out[i] = uuidOf(l.ID.String())
 	}
 	return out
 }
@@ -155,7 +182,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 			t.Fatalf("empty list: %s, want 200 []", r)
 		}
 		l := cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
-		stored := cf.get(l.ID)
+		stored := cf.get(l.ID.String())
 		if l.User != 1 || l.Action != "LOGIN" || l.Status != "PENDING" || l.Timestamp != domain.FormatTime(stored.RecordedAt) {
 			t.Errorf("created %+v; stored %+v", l, stored)
 		}
@@ -164,7 +191,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		}
 		for _, path := range []string{"/api/logs/1", "/api/logs/1/"} {
 			ls := cf.call("GET", path, u1, "").logEntries()
-			if len(ls) != 1 || ls[0].ID != l.ID || ls[0].Timestamp != l.Timestamp || ls[0].Action != "LOGIN" || ls[0].Status != "PENDING" ||
+			if len(ls) != 1 || ls[0].ID.String() != l.ID.String() || ls[0].Timestamp != l.Timestamp || ls[0].Action != "LOGIN" || ls[0].Status != "PENDING" ||
 				ls[0].User != 1 || !sameJSON(t, ls[0].Metadata, string(l.Metadata)) {
 				t.Errorf("GET %s: %+v, want [%+v]", path, ls, l)
 			}
@@ -177,7 +204,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		body := `{"id":"` + id + `","user":2,"timestamp":"2001-01-01T00:00:00Z","status":"DONE",` +
 			`"action":"logout","metadata":{"k":"v"},"comment":"x","user_id":2}`
 		l := cf.call("POST", "/api/logs/?format=json", cf.user(1), body).logEntry(http.StatusCreated)
-		if l.ID == id || l.User != 1 || l.Status != "PENDING" || l.Timestamp == "2001-01-01T00:00:00Z" || l.Action != "LOGOUT" {
+		if uuidOf(l.ID.String()) == id || l.User != 1 || l.Status != "PENDING" || l.Timestamp == "2001-01-01T00:00:00Z" || l.Action != "LOGOUT" {
 			t.Errorf("created %+v", l)
 		}
 		if es := cf.stored(); len(es) != 1 || es[0].UserID != 1 {
@@ -224,7 +251,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		for _, a := range []string{"LOGIN", "logout", "login", "UPLOAD_FILE", "Login"} {
 			l := cf.call("POST", "/api/logs/", u1, `{"action":"`+a+`"}`).logEntry(http.StatusCreated)
 			if l.Action == "LOGIN" {
-				logins = append(logins, l.ID)
+				logins = append(logins, uuidOf(l.ID.String()))
 			}
 		}
 		for _, q := range []string{"LOGIN", "login", "LoGiN"} {
@@ -245,7 +272,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		var ids, at []string
 		for range 3 {
 			l := cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
-			ids, at = append(ids, l.ID), append(at, l.Timestamp)
+			ids, at = append(ids, uuidOf(l.ID.String())), append(at, l.Timestamp)
 		}
 		plus2 := func(s string) string {
 			tm, _ := time.Parse(time.RFC3339Nano, s)
@@ -362,12 +389,12 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 			t.Fatalf("after POST: %s", ls)
 		}
 		for _, st := range []string{"IN_PROGRESS", "DONE"} {
-			cf.call("PATCH", "/api/logs/update/"+l.ID+"/", u1, `{"status":"`+st+`"}`).logEntry(http.StatusOK)
+			cf.call("PATCH", "/api/logs/update/"+l.ID.String()+"/", u1, `{"status":"`+st+`"}`).logEntry(http.StatusOK)
 			ls := cf.call("GET", "/api/logs/1/", u1, "").logEntries()
 			if len(ls) != 1 || ls[0].Status != st {
 				t.Errorf("after PATCH to %s: %+v", st, ls)
 			}
-			if v1 := cf.call("GET", "/v1/events/"+l.ID, u1, "").want(200).event(); v1.Status != st {
+			if v1 := cf.call("GET", "/v1/events/"+uuidOf(l.ID.String()), u1, "").want(200).event(); v1.Status != st {
 				t.Errorf("/v1 after PATCH to %s: %s", st, v1.Status)
 			}
 		}
@@ -377,14 +404,14 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		cf := newCompatFixture(t, newStore)
 		u1 := cf.user(1)
 		l := cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
-		path := "/api/logs/update/" + l.ID + "/"
+		path := "/api/logs/update/" + l.ID.String() + "/"
 
 		// Forbidden moves from PENDING.
 		cf.call("PATCH", path, u1, `{"status":"DONE"}`).patchError(400, "Invalid status transition: PENDING -> DONE")
 		cf.call("PATCH", path, u1, `{"status":"PENDING"}`).patchError(400, "Invalid status transition: PENDING -> PENDING")
 
 		p := cf.call("PATCH", path, u1, `{"status": "IN_PROGRESS"}`).logEntry(http.StatusOK)
-		if p.ID != l.ID || p.User != 1 || p.Action != "LOGIN" || p.Timestamp != l.Timestamp || p.Status != "IN_PROGRESS" ||
+		if p.ID.String() != l.ID.String() || p.User != 1 || p.Action != "LOGIN" || p.Timestamp != l.Timestamp || p.Status != "IN_PROGRESS" ||
 			!sameJSON(t, p.Metadata, string(l.Metadata)) {
 			t.Errorf("PATCH answered %+v, want the whole log %+v moved to IN_PROGRESS", p, l)
 		}
@@ -396,10 +423,10 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		// The bug the predecessor had: going back.
 		cf.call("PATCH", path, u1, `{"status":"PENDING"}`).patchError(400, "Invalid status transition: DONE -> PENDING")
 		cf.call("PATCH", path, u1, `{"status":"IN_PROGRESS"}`).patchError(400, "Invalid status transition: DONE -> IN_PROGRESS")
-		if e := cf.get(l.ID); e.Status != domain.StatusDone {
+		if e := cf.get(l.ID.String()); e.Status != domain.StatusDone {
 			t.Errorf("stored status %s after rejected moves", e.Status)
 		}
-		h, err := cf.st.History(context.Background(), cf.get(l.ID).ID)
+		h, err := cf.st.History(context.Background(), cf.get(l.ID.String()).ID)
 		if err != nil || len(h) != 3 {
 			t.Errorf("history %+v, %v: want 3 entries", h, err)
 		}
@@ -409,7 +436,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		cf := newCompatFixture(t, newStore)
 		u1, u2 := cf.user(1), cf.user(2)
 		l := cf.call("POST", "/api/logs/", u1, logsExample).logEntry(http.StatusCreated)
-		path := "/api/logs/update/" + l.ID + "/"
+		path := "/api/logs/update/" + l.ID.String() + "/"
 		for _, body := range []string{`{}`, `{"status":null}`, `{"status":""}`, `{"status":"CANCELLED"}`, `{"status":"in_progress"}`,
 			`{"status":"IN_PROGRESS "}`, `{"status":1}`, `{"status":["IN_PROGRESS"]}`, `{"status":{"to":"DONE"}}`, `{"action":"LOGOUT"}`} {
 			cf.call("PATCH", path, u1, body).patchError(400, "Invalid status")
@@ -435,7 +462,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 				}
 			}
 		}
-		if e := cf.get(l.ID); e.Status != domain.StatusPending || e.Action != "login" {
+		if e := cf.get(l.ID.String()); e.Status != domain.StatusPending || e.Action != "login" {
 			t.Errorf("stored %+v after rejected requests", e)
 		}
 		// An admin may move any user's log; a lost race would be a 409.
@@ -455,7 +482,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rq := request{method: "PATCH", path: "/api/logs/update/" + l.ID + "/", body: `{"status":"IN_PROGRESS"}`,
+				rq := request{method: "PATCH", path: "/api/logs/update/" + l.ID.String() + "/", body: `{"status":"IN_PROGRESS"}`,
 					header: map[string]string{"Authorization": "Token " + u1}}
 				codes[i] = cf.serveQuiet(rq)
 			}()
@@ -486,12 +513,12 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		}
 		cf.call("GET", "/api/logs/1", u2, "").logsProblem(http.StatusForbidden)
 		cf.call("GET", "/api/logs/2/", u1, "").logsProblem(http.StatusForbidden)
-		cf.call("PATCH", "/api/logs/update/"+l1.ID+"/", u2, `{"status":"IN_PROGRESS"}`).logsProblem(http.StatusNotFound)
-		if got := logIDs(cf.call("GET", "/api/logs/1", u1, "").logEntries()); !slices.Equal(got, []string{l1.ID}) {
+		cf.call("PATCH", "/api/logs/update/"+l1.ID.String()+"/", u2, `{"status":"IN_PROGRESS"}`).logsProblem(http.StatusNotFound)
+		if got := logIDs(cf.call("GET", "/api/logs/1", u1, "").logEntries()); !slices.Equal(got, []string{uuidOf(l1.ID.String())}) {
 			t.Errorf("user 1 sees %q", got)
 		}
 		// An admin reads anyone's logs.
-		if got := logIDs(cf.call("GET", "/api/logs/2", cf.admin, "").logEntries()); !slices.Equal(got, []string{l2.ID}) {
+		if got := logIDs(cf.call("GET", "/api/logs/2", cf.admin, "").logEntries()); !slices.Equal(got, []string{uuidOf(l2.ID.String())}) {
 			t.Errorf("admin sees %q", got)
 		}
 		// Scopes: read-only may not record; write-only may not read.
@@ -499,7 +526,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		cf.call("POST", "/api/logs/", cf.user(1, domain.ScopeRead), `{"action":"dance"}`).logsProblem(http.StatusForbidden)
 		cf.call("GET", "/api/logs/1", cf.user(1, domain.ScopeWrite), "").logsProblem(http.StatusForbidden)
 		cf.call("GET", "/api/logs/1", cf.user(1, domain.ScopeRead), "").logEntries()
-		if e := cf.get(l1.ID); e.Status != domain.StatusPending {
+		if e := cf.get(l1.ID.String()); e.Status != domain.StatusPending {
 			t.Errorf("user 1's log changed to %s", e.Status)
 		}
 	})
@@ -577,7 +604,7 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("user %d", l.User)
 		}
 		for _, tok := range []string{big, cf.admin} {
-			if got := logIDs(cf.call("GET", "/api/logs/3000000000/", tok, "").logEntries()); !slices.Equal(got, []string{l.ID}) {
+			if got := logIDs(cf.call("GET", "/api/logs/3000000000/", tok, "").logEntries()); !slices.Equal(got, []string{uuidOf(l.ID.String())}) {
 				t.Errorf("listed %q", got)
 			}
 		}
@@ -597,10 +624,10 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		if l.User != 5 || l.Action != "LOGIN" {
 			t.Errorf("created %+v", l)
 		}
-		if got := logIDs(bearer("GET", "/api/logs/5/", jwt5, "").logEntries()); !slices.Equal(got, []string{l.ID}) {
+		if got := logIDs(bearer("GET", "/api/logs/5/", jwt5, "").logEntries()); !slices.Equal(got, []string{uuidOf(l.ID.String())}) {
 			t.Errorf("listed %q", got)
 		}
-		if p := bearer("PATCH", "/api/logs/update/"+l.ID+"/", jwt5, `{"status":"IN_PROGRESS"}`).logEntry(http.StatusOK); p.Status != "IN_PROGRESS" {
+		if p := bearer("PATCH", "/api/logs/update/"+l.ID.String()+"/", jwt5, `{"status":"IN_PROGRESS"}`).logEntry(http.StatusOK); p.Status != "IN_PROGRESS" {
 			t.Errorf("PATCH: %+v", p)
 		}
 		bearer("GET", "/api/logs/1/", jwt5, "").logsProblem(http.StatusForbidden)
@@ -619,11 +646,11 @@ func loggerSuite(t *testing.T, newStore newStoreFunc) {
 		ev := cf.do("POST", "/api/event", u6, trackingExample).trackingCreated()
 		lg := cf.call("POST", "/api/logs/", u6, logsExample).logEntry(http.StatusCreated)
 		ls := cf.call("GET", "/api/logs/6", u6, "").logEntries()
-		if len(ls) != 2 || ls[0].ID != ev.ID || ls[0].Action != "DELETED" || ls[0].Timestamp != ev.CreatedAt || ls[1].ID != lg.ID {
+		if len(ls) != 2 || ls[0].ID.String() != ev.ID || ls[0].Action != "DELETED" || ls[0].Timestamp != ev.CreatedAt || ls[1].ID.String() != lg.ID.String() {
 			t.Errorf("/api/logs/6: %+v", ls)
 		}
 		es := cf.do("GET", "/api/events", u6, "").trackingEvents()
-		if len(es) != 2 || es[1].ID != lg.ID || es[1].Action != "login" || es[1].Timestamp != lg.Timestamp {
+		if len(es) != 2 || es[1].ID != uuidOf(lg.ID.String()) || es[1].Action != "login" || es[1].Timestamp != lg.Timestamp {
 			t.Errorf("/api/events: %+v", es)
 		}
 		if l := cf.do("GET", "/v1/users/6/events", u6, "").list(); len(l.Items) != 2 {

@@ -65,7 +65,7 @@ func TestCompatStorageUnavailable(t *testing.T) {
 		{"GET", "/api/events?user_id=6", ""},
 		{"POST", "/api/logs/", logsExample},
 		{"GET", "/api/logs/6/", ""},
-		{"PATCH", "/api/logs/update/" + l.ID + "/", `{"status":"IN_PROGRESS"}`},
+		{"PATCH", "/api/logs/update/" + l.ID.String() + "/", `{"status":"IN_PROGRESS"}`},
 	} {
 		r := cf.call(rq.method, rq.path, u6, rq.body)
 		if rq.path[:10] == "/api/event" {

@@ -228,14 +228,18 @@ func (r *response) event() eventDoc {
 }
 
 type eventDoc struct {
-	ID            string          `json:"id"`
-	UserID        int64           `json:"user_id"`
-	Action        string          `json:"action"`
-	Status        string          `json:"status"`
-	OccurredAt    string          `json:"occurred_at"`
-	RecordedAt    string          `json:"recorded_at"`
-	UpdatedAt     string          `json:"updated_at"`
-	Metadata      json.RawMessage `json:"metadata"`
+	ID         string          `json:"id"`
+	UserID     int64           `json:"user_id"`
+	Action     string          `json:"action"`
+	Status     string          `json:"status"`
+	OccurredAt string          `json:"occurred_at"`
+	RecordedAt string          `json:"recorded_at"`
+	UpdatedAt  string          `json:"updated_at"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Legacy     *struct {
+		System string `json:"system"`
+		ID     int64  `json:"id"`
+	} `json:"legacy"`
 	StatusHistory []struct {
 		From *string `json:"from"`
 		To   string  `json:"to"`

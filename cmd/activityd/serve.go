@@ -95,7 +95,7 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	if err != nil {
 		return useCases{}, err
 	}
-	opts := []app.Option{app.WithObserver(p.appTel.observer)}
+	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
