@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/activityd/activityd/test/binary"
+	"github.com/activityd/activityd/test/predecessors"
 )
 
 // frontEnd serves a blank page: the origin the event-tracking service's
@@ -67,10 +69,12 @@ type ginResult struct {
 // it failed with ("" if it did not fail).
 const fetchError = `fetch(%q, %s).then(() => "", (e) => e.name)`
 
-// TestCrossOriginTrackingClient: a page on an allowed origin calls the
-// event-tracking routes as the gin front end did, without a credential
-// (EVENT_TRACKING_ANONYMOUS_* for 127.0.0.0/8) and with a token; a page
-// on another origin is refused by the browser.
+// TestCrossOriginTrackingClient: against a store filled only by
+// `activityd import event-tracking` from the gin service's PostgreSQL
+// database, a page on an allowed origin calls the event-tracking routes as
+// the gin front end did, without a credential (EVENT_TRACKING_ANONYMOUS_*
+// for 127.0.0.0/8) and with a token, and finds the imported history with
+// the old parameters; a page on another origin is refused by the browser.
 func TestCrossOriginTrackingClient(t *testing.T) {
 	chromium := chromiumPath(t)
 	var b *browser
@@ -87,8 +91,16 @@ func TestCrossOriginTrackingClient(t *testing.T) {
 		t.Fatal(buildErr)
 	}
 	allowed, other := frontEnd(t), frontEnd(t)
-	srv := binary.Serve.Within(30*time.Second).Start(t, t.TempDir(),
-		"DATABASE_URL=memory:",
+	dir := t.TempDir()
+	store := "DATABASE_URL=sqlite:" + filepath.Join(dir, "activity.db")
+	old := predecessors.ManyEvents(20) // users 1 to 5, from 2024-01-01T00:00:00Z, a second apart
+	src := predecessors.EventTrackingPostgres(t, old, nil)
+	if out, errOut, code := binary.Run(t, dir, []string{store}, "import", "event-tracking", src); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("%-22s %d", "imported", len(old))) {
+		t.Fatalf("activityd import: exit %d\n%s%s", code, out, errOut)
+	}
+	srv := binary.Serve.Within(30*time.Second).Start(t, dir,
+		store,
 		"BOOTSTRAP_ADMIN_TOKEN="+adminToken,
 		"HTTP_CORS_ALLOWED_ORIGINS="+allowed.URL, // the predecessor's name, as its deployment set it
 		"CORS_MAX_AGE=10m",
@@ -99,17 +111,25 @@ func TestCrossOriginTrackingClient(t *testing.T) {
 	// 1. The allowed page records and lists without a credential.
 	b.do(t, "open the allowed front end", chromedp.Navigate(allowed.URL+"/"), chromedp.WaitVisible(chromedp.CSS("p")))
 	now := time.Now().UTC()
-	const user = 4242
+	const user = 3        // the imported rows 2, 7, 12 and 17 are user 3's
+	const stranger = 4243 // no imported history
 	at := now.Add(-time.Minute).Truncate(time.Second).Format(time.RFC3339)
-	from, to := now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)
+	from, to := "2024-01-01T00:00:00Z", now.Add(time.Hour).Format(time.RFC3339)
 	got := evalAwait[ginResult](t, b, fmt.Sprintf(ginClient, srv.Base, user, at, user, from, to))
 	if got.PostStatus != http.StatusCreated || got.Created.ID == "" || got.Created.CreatedAt == "" {
 		t.Fatalf("POST /api/event from the page: %+v", got)
 	}
-	if got.ListStatus != http.StatusOK || len(got.Events) != 1 {
-		t.Fatalf("GET /api/events from the page: %+v", got)
+	if got.ListStatus != http.StatusOK || len(got.Events) != 5 {
+		t.Fatalf("GET /api/events from the page: %+v, want 4 imported events and the new one", got)
 	}
-	e := got.Events[0]
+	for k, i := range []int{2, 7, 12, 17} { // oldest first: the imported history
+		e, want := got.Events[k], old[i]
+		if e.UserID != user || e.Action != want.Action || e.Timestamp != want.WantOccurredAt.Format(time.RFC3339Nano) ||
+			e.Metadata["n"] != float64(i) {
+			t.Errorf("imported event %d listed as %+v, want %+v", i, e, want)
+		}
+	}
+	e := got.Events[4]
 	if e.ID != got.Created.ID || e.UserID != user || e.Action != "viewed" || e.Timestamp != at || e.Metadata["page"] != "/pricing" {
 		t.Errorf("listed %+v, want the event just recorded (%s at %s)", e, got.Created.ID, at)
 	}
@@ -125,7 +145,7 @@ func TestCrossOriginTrackingClient(t *testing.T) {
 	}
 	raw := evalAwait[string](t, b, fmt.Sprintf(`fetch(%q, {headers: {Authorization: "Bearer %s"}}).then((r) => r.text())`,
 		fmt.Sprintf("%s/v1/users/%d/events", srv.Base, user), adminToken))
-	if err := json.Unmarshal([]byte(raw), &v1); err != nil || len(v1.Items) != 1 || v1.Items[0].ID != got.Created.ID {
+	if err := json.Unmarshal([]byte(raw), &v1); err != nil || len(v1.Items) != 5 || v1.Items[0].ID != got.Created.ID {
 		t.Errorf("GET /v1/users/%d/events with a token from the page: %s (%v)", user, raw, err)
 	}
 	if errs := b.pageErrors(); len(errs) > 0 {
@@ -137,7 +157,7 @@ func TestCrossOriginTrackingClient(t *testing.T) {
 	b.do(t, "open another origin's page", chromedp.Navigate(other.URL+"/"), chromedp.WaitVisible(chromedp.CSS("p")))
 	for name, call := range map[string]string{
 		"POST /api/event": fmt.Sprintf(fetchError, srv.Base+"/api/event", fmt.Sprintf(`{method: "POST", headers: {"Content-Type": "application/json"},
-			body: JSON.stringify({user_id: %d, event_action_timestamp: %q, action: "viewed", metadata: {}})}`, user+1, at)),
+			body: JSON.stringify({user_id: %d, event_action_timestamp: %q, action: "viewed", metadata: {}})}`, stranger, at)),
 		"GET /api/events": fmt.Sprintf(fetchError, fmt.Sprintf("%s/api/events?user_id=%d&limit=10&offset=0", srv.Base, user), "{}"),
 	} {
 		if got := evalAwait[string](t, b, call); got != "TypeError" {
@@ -145,8 +165,8 @@ func TestCrossOriginTrackingClient(t *testing.T) {
 		}
 	}
 	var list []json.RawMessage
-	if st := call(t, "GET", fmt.Sprintf("%s/api/events?user_id=%d", srv.Base, user+1), "", &list); st != 200 || len(list) != 0 {
-		t.Errorf("user %d's events after the refused POST: %d %d events, want none", user+1, st, len(list))
+	if st := call(t, "GET", fmt.Sprintf("%s/api/events?user_id=%d", srv.Base, stranger), "", &list); st != 200 || len(list) != 0 {
+		t.Errorf("user %d's events after the refused POST: %d %d events, want none", stranger, st, len(list))
 	}
 
 	// The process logged each request without a credential for the
