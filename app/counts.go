@@ -1,8 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +35,16 @@ type CountsConfig struct {
 	Cache CacheConfig
 	// Observer hears each window computed (metrics); nil: none.
 	Observer Observer
+	// Live counts the events of the open window as they are, for
+	// provisional counts (CountListOptions.Provisional); nil: the store,
+	// when it can (every ports.Store can: ports.Events.CountWindow).
+	Live LiveCounter
+}
+
+// LiveCounter counts the events recorded in [start, end), per user and
+// per action: the part of ports.Events that provisional counts need.
+type LiveCounter interface {
+	CountWindow(ctx context.Context, start, end time.Time) ([]domain.UserCount, error)
 }
 
 // Counts is the counting use cases: the job that computes closed windows
@@ -45,8 +57,9 @@ type Counts struct {
 	maxCatchup int
 	settle     time.Duration
 	jobs       ports.Jobs
-	cache      *readCache // nil: reads are not cached
-	observer   Observer   // never nil
+	cache      *readCache  // nil: reads are not cached
+	observer   Observer    // never nil
+	live       LiveCounter // nil: no provisional counts
 }
 
 var _ ports.CountJob = (*Counts)(nil)
@@ -59,6 +72,9 @@ func NewCounts(store ports.Counts, clock ports.Clock, cfg CountsConfig) *Counts 
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.Live == nil {
+		cfg.Live, _ = store.(LiveCounter)
+	}
 	return &Counts{
 		store:      store,
 		clock:      clock,
@@ -68,7 +84,15 @@ func NewCounts(store ports.Counts, clock ports.Clock, cfg CountsConfig) *Counts 
 		jobs:       cfg.Jobs,
 		cache:      newReadCache(cfg.Cache),
 		observer:   cfg.Observer,
+		live:       cfg.Live,
 	}
+}
+
+// OpenWindow returns the window open at now, the one the schedule closes
+// next (domain.WindowAt): events recorded now are counted when it has
+// closed and settled. ok is false without a schedule.
+func (c *Counts) OpenWindow(now time.Time) (w domain.Window, ok bool) {
+	return domain.WindowAt(c.schedule, domain.Normalize(now))
 }
 
 // Plan returns the windows due at now, oldest first, and how many older
@@ -133,10 +157,13 @@ func (c *Counts) RunDue(ctx context.Context, now time.Time) ([]domain.Window, in
 }
 
 // Run is what an admin's "compute now" did: the windows handed over and
-// how many older ones the catch-up bound skipped.
+// how many older ones the catch-up bound skipped, and the window open at
+// the run (zero without a schedule), which no run computes: the events
+// just recorded are in it, and are counted once it has closed.
 type Run struct {
 	Windows []domain.Window
 	Skipped int
+	Open    domain.Window
 }
 
 // Trigger is an admin's "compute now": the windows due now are handed to
@@ -147,10 +174,12 @@ func (c *Counts) Trigger(ctx context.Context, p domain.Principal) (Run, error) {
 	if !p.IsAdmin() {
 		return Run{}, fmt.Errorf("%w: only an admin may run the counting job", domain.ErrForbidden)
 	}
-	due, skipped, err := c.Plan(ctx, c.clock.Now())
+	now := c.clock.Now()
+	due, skipped, err := c.Plan(ctx, now)
 	if err != nil {
 		return Run{}, err
 	}
+	open, _ := c.OpenWindow(now)
 	if len(due) == 0 {
 		wm, err := c.store.Watermark(ctx)
 		if err != nil {
@@ -160,7 +189,7 @@ func (c *Counts) Trigger(ctx context.Context, p domain.Principal) (Run, error) {
 			due = []domain.Window{wm}
 		}
 	}
-	run := Run{Windows: due, Skipped: skipped}
+	run := Run{Windows: due, Skipped: skipped, Open: open}
 	if run.Windows == nil {
 		run.Windows = []domain.Window{}
 	}
@@ -181,37 +210,137 @@ func (c *Counts) Trigger(ctx context.Context, p domain.Principal) (Run, error) {
 	return run, nil
 }
 
+// CountsPage is one page of counts as List answers it: the computed
+// counts (domain.CountPage), the window open at the read, and, when asked
+// for, the open window's provisional counts.
+type CountsPage struct {
+	domain.CountPage
+	// Open is the window open at the read (OpenWindow); zero without a
+	// schedule.
+	Open domain.Window
+	// Provisional holds, when CountListOptions.Provisional asked for them
+	// and on the first page only (no cursor), the counts of the open
+	// window so far, counted from the events at the read: Start is the
+	// open window's start (or the counting watermark, when that lies
+	// inside it), End the time of the read. They are never stored, so
+	// nothing replaces them: the computed window appears in the listing
+	// once the job has counted it. Users are ordered as the listing is.
+	Provisional []domain.WindowCount
+}
+
+// CountListOptions are List's options beyond the filter.
+type CountListOptions struct {
+	// Provisional asks for the open window's counts so far
+	// (CountsPage.Provisional).
+	Provisional bool
+}
+
+// ParseProvisional reads the provisional parameter of a count listing as
+// sent: "" (absent) and "false" are false, "true" is true, anything else
+// is a domain.ValidationError naming it.
+func ParseProvisional(s string) (bool, error) {
+	switch s {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, domain.Invalid("provisional", domain.CodeNotOneOf, "must be true or false")
+}
+
 // List returns one page of the computed counts q selects, as p may see
 // them, with the same ownership rules as event lists: a non-admin
 // principal that names no user reads its own counts, and naming another
 // user is domain.ErrForbidden. view is as for Events.List; cached pages
 // are keyed by the counts generation, which every computed window bumps,
-// and by the normalised filter, user included.
-func (c *Counts) List(ctx context.Context, p domain.Principal, q domain.CountQuery, view string) (Listing[domain.CountPage], error) {
+// by the open window (so a cached page never names a window that has
+// closed since), and by the normalised filter, user included.
+//
+// With opts.Provisional, the first page also carries the open window's
+// counts so far, counted live under the same ownership rules and filter
+// (user, and from/to on the window's start), and that read is not cached
+// at all: a provisional count is right only at the moment it is taken,
+// and the client asking for it is the one checking that the event it
+// just recorded is there (see CountsPage.Provisional).
+func (c *Counts) List(ctx context.Context, p domain.Principal, q domain.CountQuery, opts CountListOptions, view string) (Listing[CountsPage], error) {
 	if err := need(p, domain.ScopeRead); err != nil {
-		return Listing[domain.CountPage]{}, err
+		return Listing[CountsPage]{}, err
 	}
 	f, err := domain.ParseCountQuery(q)
 	if err != nil {
-		return Listing[domain.CountPage]{}, err
+		return Listing[CountsPage]{}, err
 	}
 	if f.UserID, err = readable(p, f.UserID); err != nil {
-		return Listing[domain.CountPage]{}, err
+		return Listing[CountsPage]{}, err
 	}
-	load := func(ctx context.Context) (domain.CountPage, error) {
+	now := domain.Normalize(c.clock.Now())
+	open, _ := c.OpenWindow(now)
+	load := func(ctx context.Context) (CountsPage, error) {
 		page, err := c.store.ListCounts(ctx, f)
 		if err != nil {
-			return domain.CountPage{}, fmt.Errorf("list activity counts: %w", err)
+			return CountsPage{}, fmt.Errorf("list activity counts: %w", err)
 		}
-		return page, nil
+		return CountsPage{CountPage: page, Open: open}, nil
 	}
-	return cachedRead(ctx, c.cache, view, genCounts, func() cacheKey { return countKey(view, f) }, load)
+	if !opts.Provisional {
+		return cachedRead(ctx, c.cache, view, genCounts, func() cacheKey { return countKey(view, f, open) }, load)
+	}
+	if c.live == nil {
+		return Listing[CountsPage]{}, domain.Invalid("provisional", domain.CodeUnsupported, "this server cannot count events live")
+	}
+	page, err := load(ctx)
+	if err != nil {
+		return Listing[CountsPage]{}, err
+	}
+	if f.After == nil && open.Valid() {
+		if page.Provisional, err = c.provisional(ctx, f, open, now); err != nil {
+			return Listing[CountsPage]{}, err
+		}
+	}
+	if c.cache != nil && view != "" {
+		c.cache.observe(view, CacheBypass)
+	}
+	return Listing[CountsPage]{Page: page, Cache: CacheBypass}, nil
+}
+
+// provisional counts the events of the open window recorded up to now
+// that f selects. The window starts at the counting watermark when that
+// lies inside it (the schedule was changed), as the job will count it.
+func (c *Counts) provisional(ctx context.Context, f domain.CountFilter, open domain.Window, now time.Time) ([]domain.WindowCount, error) {
+	wm, err := c.store.Watermark(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the counting watermark: %w", err)
+	}
+	start := open.Start
+	if wm.End.After(start) {
+		start = wm.End
+	}
+	if !now.After(start) || (!f.From.IsZero() && start.Before(f.From)) || (!f.To.IsZero() && !start.Before(f.To)) {
+		return []domain.WindowCount{}, nil
+	}
+	users, err := c.live.CountWindow(ctx, start, now)
+	if err != nil {
+		return nil, fmt.Errorf("count the open window %s: %w", domain.Window{Start: start, End: now}, err)
+	}
+	out := make([]domain.WindowCount, 0, len(users))
+	for _, u := range users {
+		if f.UserID == 0 || u.UserID == f.UserID {
+			out = append(out, domain.WindowCount{UserCount: u, Start: start, End: now})
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.WindowCount) int {
+		if f.Order == domain.Desc {
+			a, b = b, a
+		}
+		return cmp.Compare(a.UserID, b.UserID)
+	})
+	return out, nil
 }
 
 // countKey is the cache key of a count filter rendered by a view.
-func countKey(view string, f domain.CountFilter) cacheKey {
+func countKey(view string, f domain.CountFilter, open domain.Window) cacheKey {
 	var b strings.Builder
-	fmt.Fprintf(&b, "u=%d;o=%s;l=%d", f.UserID, f.Order, f.Limit)
+	fmt.Fprintf(&b, "u=%d;o=%s;l=%d;open=%d", f.UserID, f.Order, f.Limit, open.Start.UnixMicro())
 	if !f.From.IsZero() {
 		fmt.Fprintf(&b, ";from=%d", f.From.UnixMicro())
 	}

@@ -297,7 +297,7 @@ func TestCountsListOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := func(p domain.Principal, q domain.CountQuery) ([]int64, error) {
-		l, err := fx.counts.List(ctx, p, q, "")
+		l, err := fx.counts.List(ctx, p, q, app.CountListOptions{}, "")
 		var out []int64
 		for _, c := range l.Page.Counts {
 			out = append(out, c.UserID)
@@ -333,7 +333,7 @@ func TestCountsCache(t *testing.T) {
 	// A "totals" view: the list of each count's total.
 	read := func(p domain.Principal) (string, app.CacheResult) {
 		t.Helper()
-		l, err := fx.counts.List(ctx, p, domain.CountQuery{}, "totals")
+		l, err := fx.counts.List(ctx, p, domain.CountQuery{}, app.CountListOptions{}, "totals")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,7 +394,7 @@ func TestCountsUnavailable(t *testing.T) {
 	wantErr(t, err, domain.ErrUnavailable)
 	_, err = c.Compute(ctx, domain.Window{Start: hr(0), End: hr(4)})
 	wantErr(t, err, domain.ErrUnavailable)
-	_, err = c.List(ctx, admin, domain.CountQuery{}, "")
+	_, err = c.List(ctx, admin, domain.CountQuery{}, app.CountListOptions{}, "")
 	wantErr(t, err, domain.ErrUnavailable)
 	_, err = c.Trigger(ctx, admin)
 	wantErr(t, err, domain.ErrUnavailable)

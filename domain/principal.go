@@ -49,6 +49,38 @@ type Principal struct {
 	// stays an admin's): a client of a predecessor that sent no
 	// credential, under the operator's migration setting.
 	AnyUser bool
+	// ExpiresAt is when the credential stops being accepted (a token's
+	// expiry, a JWT's exp claim); zero: never.
+	ExpiresAt time.Time
+	// Kind is how the principal authenticated; "" for one made otherwise
+	// (a CLI command's), which CredentialKind then tells by its Name.
+	Kind CredentialKind
+}
+
+// CredentialKind is how a principal authenticated.
+type CredentialKind string
+
+// The kinds of credential.
+const (
+	KindToken     CredentialKind = "token"     // an API token
+	KindJWT       CredentialKind = "jwt"       // a JSON Web Token
+	KindAnonymous CredentialKind = "anonymous" // none, under the migration setting (AnyUser)
+	KindNone      CredentialKind = "none"      // authentication is off (AUTH_MODE=none)
+)
+
+// CredentialKind returns p.Kind, or when it is unset the kind p's Name
+// says ("token:…", "jwt:…", "anonymous:…"); KindToken otherwise.
+func (p Principal) CredentialKind() CredentialKind {
+	if p.Kind != "" {
+		return p.Kind
+	}
+	switch prefix, _, _ := strings.Cut(p.Name, ":"); CredentialKind(prefix) {
+	case KindJWT:
+		return KindJWT
+	case KindAnonymous:
+		return KindAnonymous
+	}
+	return KindToken
 }
 
 // Has reports whether p carries scope s; admin carries every scope.
@@ -103,5 +135,5 @@ func (t Token) Active(now time.Time) bool {
 
 // Principal returns who a request authenticated with t acts as.
 func (t Token) Principal() Principal {
-	return Principal{Name: "token:" + t.ID, UserID: t.UserID, Scopes: t.Scopes}
+	return Principal{Name: "token:" + t.ID, UserID: t.UserID, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, Kind: KindToken}
 }

@@ -152,3 +152,36 @@ func TestTokenActiveAndPrincipal(t *testing.T) {
 		t.Errorf("Principal() = %+v", p)
 	}
 }
+
+func TestPrincipalCredentialKind(t *testing.T) {
+	tests := []struct {
+		p    domain.Principal
+		want domain.CredentialKind
+	}{
+		{domain.Principal{Name: "token:3f9a", Kind: domain.KindToken}, domain.KindToken},
+		{domain.Principal{Name: "anonymous", Kind: domain.KindNone}, domain.KindNone},
+		{domain.Principal{Name: "jwt:42"}, domain.KindJWT},
+		{domain.Principal{Name: "anonymous:192.0.2.1", AnyUser: true}, domain.KindAnonymous},
+		{domain.Principal{Name: "token:3f9a"}, domain.KindToken},
+		{domain.Principal{Name: "import:activity-logger"}, domain.KindToken},
+		{domain.Principal{Name: "jwtish"}, domain.KindToken},
+	}
+	for _, tt := range tests {
+		if got := tt.p.CredentialKind(); got != tt.want {
+			t.Errorf("%+v.CredentialKind() = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestTokenPrincipalCarriesExpiry(t *testing.T) {
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tok := range []domain.Token{
+		{ID: "a", UserID: 7, Scopes: []domain.Scope{domain.ScopeRead}, ExpiresAt: exp},
+		{ID: "b", Scopes: []domain.Scope{domain.ScopeAdmin}},
+	} {
+		p := tok.Principal()
+		if !p.ExpiresAt.Equal(tok.ExpiresAt) || p.Kind != domain.KindToken || p.Name != "token:"+tok.ID || p.UserID != tok.UserID {
+			t.Errorf("Token %s: Principal() = %+v, want expiry %v, kind token", tok.ID, p, tok.ExpiresAt)
+		}
+	}
+}

@@ -456,7 +456,10 @@ func principal(c *claims) (domain.Principal, error) {
 		}
 		scopes = append(scopes, sc[0])
 	}
-	p := domain.Principal{Name: "jwt:" + sub, Scopes: scopes}
+	p := domain.Principal{Name: "jwt:" + sub, Scopes: scopes, Kind: domain.KindJWT}
+	if c.ExpiresAt != nil { // required by the parser; checked again for safety
+		p.ExpiresAt = c.ExpiresAt.UTC()
+	}
 	if id, err := strconv.ParseInt(sub, 10, 64); err == nil && id > 0 && strconv.FormatInt(id, 10) == sub {
 		p.UserID = id
 	} else if !p.IsAdmin() {

@@ -173,6 +173,9 @@ func TestAuthenticate(t *testing.T) {
 				if p.Name != c.want.Name || p.UserID != c.want.UserID || !slices.Equal(p.Scopes, c.want.Scopes) {
 					t.Fatalf("principal = %+v, want %+v", p, *c.want)
 				}
+				if p.Kind != domain.KindJWT || p.ExpiresAt.IsZero() {
+					t.Fatalf("principal = %+v, want kind jwt and the exp claim as ExpiresAt", p)
+				}
 				return
 			}
 			if err == nil {
@@ -194,6 +197,23 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "level=WARN") {
 		t.Errorf("unexpected warnings:\n%s", log)
+	}
+}
+
+// TestAuthenticateExpiresAt: the principal carries the token's exp claim,
+// to the second, in UTC, so that GET /v1/me can say when to sign in again.
+func TestAuthenticateExpiresAt(t *testing.T) {
+	j := newJWT(t, JWTConfig{Secret: testSecret})
+	for _, in := range []time.Duration{time.Minute, 90 * time.Minute, 24 * time.Hour} {
+		exp := time.Now().Add(in).Truncate(time.Second)
+		tok := sign(t, jwt.SigningMethodHS256, testSecret, with(claimsFor("42", "events:read"), "exp", exp.Unix()))
+		p, err := j.Authenticate(context.Background(), tok)
+		if err != nil {
+			t.Fatalf("exp in %v: %v", in, err)
+		}
+		if !p.ExpiresAt.Equal(exp) || p.ExpiresAt.Location() != time.UTC {
+			t.Errorf("exp in %v: ExpiresAt = %v, want %v in UTC", in, p.ExpiresAt, exp.UTC())
+		}
 	}
 }
 
