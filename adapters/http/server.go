@@ -225,6 +225,7 @@ func (s *Server) routes() {
 	if s.ui != nil {
 		m.Get("/", s.ui.ServeHTTP)
 		m.Get("/ui/*", s.ui.ServeHTTP)
+		m.Get("/favicon.ico", s.ui.ServeHTTP)
 	}
 
 	m.Group(func(r chi.Router) {

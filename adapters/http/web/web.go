@@ -10,7 +10,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"embed"
+	"encoding/binary"
 	"encoding/hex"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"strings"
 	"time"
@@ -34,8 +38,12 @@ type asset struct {
 	etag        string
 }
 
-// Handler serves the UI: the page at "/" and its assets under AssetPrefix
-// ("/ui/app.css", "/ui/app.js"). Any other path is 404. Responses are
+// FaviconPath is where browsers look for the site's icon.
+const FaviconPath = "/favicon.ico"
+
+// Handler serves the UI: the page at "/", its assets under AssetPrefix
+// ("/ui/app.css", "/ui/app.js") and the icon at FaviconPath. Any other
+// path is 404. Responses are
 // revalidated by ETag, so a new binary's UI is picked up at once.
 func Handler() http.Handler {
 	assets := map[string]asset{}
@@ -47,6 +55,9 @@ func Handler() http.Handler {
 		sum := sha256.Sum256(b)
 		assets[path] = asset{body: b, contentType: contentType(name), etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
+	ico := favicon()
+	sum := sha256.Sum256(ico)
+	assets[FaviconPath] = asset{body: ico, contentType: "image/x-icon", etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := assets[r.URL.Path]
 		h := w.Header()
@@ -80,4 +91,43 @@ func contentType(name string) string {
 	default:
 		return "text/javascript; charset=utf-8"
 	}
+}
+
+// favicon draws the console's logo (three bars on the accent colour, as in
+// the page header) at 32×32 and wraps the PNG in an ICO container, which
+// every browser takes at /favicon.ico.
+func favicon() []byte {
+	const n = 32
+	img := image.NewNRGBA(image.Rect(0, 0, n, n))
+	accent := color.NRGBA{0x1f, 0x5f, 0xbf, 0xff}
+	white := color.NRGBA{0xff, 0xff, 0xff, 0xff}
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			// A square with corners rounded to a radius of 7.
+			dx, dy := max(7-x, x-(n-8), 0), max(7-y, y-(n-8), 0)
+			if dx*dx+dy*dy <= 49 {
+				img.SetNRGBA(x, y, accent)
+			}
+		}
+	}
+	for i, h := range []int{10, 20, 15} { // bar heights, bottom-aligned
+		for x := 7 + i*7; x < 12+i*7; x++ {
+			for y := 25 - h; y < 25; y++ {
+				img.SetNRGBA(x, y, white)
+			}
+		}
+	}
+	var p bytes.Buffer
+	if err := png.Encode(&p, img); err != nil {
+		panic("web: encoding the favicon: " + err.Error()) // cannot fail for an in-memory image
+	}
+	var b bytes.Buffer
+	// ICONDIR (reserved, type 1 = icon, 1 image), then one ICONDIRENTRY:
+	// width, height, colours, reserved, planes, bit count, size, offset.
+	_ = binary.Write(&b, binary.LittleEndian, []uint16{0, 1, 1})
+	b.Write([]byte{n, n, 0, 0})
+	_ = binary.Write(&b, binary.LittleEndian, []uint16{1, 32})
+	_ = binary.Write(&b, binary.LittleEndian, []uint32{uint32(p.Len()), 6 + 16})
+	b.Write(p.Bytes())
+	return b.Bytes()
 }

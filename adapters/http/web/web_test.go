@@ -1,6 +1,9 @@
 package web_test
 
 import (
+	"bytes"
+	"encoding/binary"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,9 +28,10 @@ func get(t *testing.T, h http.Handler, path string, hdr ...string) *http.Respons
 func TestServesPageAndAssets(t *testing.T) {
 	h := web.Handler()
 	for path, ctype := range map[string]string{
-		"/":           "text/html; charset=utf-8",
-		"/ui/app.css": "text/css; charset=utf-8",
-		"/ui/app.js":  "text/javascript; charset=utf-8",
+		"/":            "text/html; charset=utf-8",
+		"/ui/app.css":  "text/css; charset=utf-8",
+		"/ui/app.js":   "text/javascript; charset=utf-8",
+		"/favicon.ico": "image/x-icon",
 	} {
 		res := get(t, h, path)
 		body, _ := io.ReadAll(res.Body)
@@ -93,5 +97,34 @@ func TestEveryInputHasALabel(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(`<(?:input|select|textarea)\s`).FindAllString(html, -1)); n != len(ids) {
 		t.Errorf("%d form controls, %d with an id", n, len(ids))
+	}
+}
+
+// TestFavicon: /favicon.ico is an ICO holding one 32×32 PNG that decodes.
+func TestFavicon(t *testing.T) {
+	b, _ := io.ReadAll(get(t, web.Handler(), web.FaviconPath).Body)
+	if len(b) < 22 {
+		t.Fatalf("favicon of %d bytes", len(b))
+	}
+	var dir struct{ Reserved, Type, Count uint16 }
+	var entry struct {
+		W, H, Colors, Reserved uint8
+		Planes, Bits           uint16
+		Size, Offset           uint32
+	}
+	r := bytes.NewReader(b)
+	if err := binary.Read(r, binary.LittleEndian, &dir); err != nil || dir.Type != 1 || dir.Count != 1 {
+		t.Fatalf("ICO header %+v: %v", dir, err)
+	}
+	if err := binary.Read(r, binary.LittleEndian, &entry); err != nil || entry.W != 32 || entry.H != 32 ||
+		int(entry.Offset)+int(entry.Size) != len(b) {
+		t.Fatalf("ICO entry %+v (file of %d bytes): %v", entry, len(b), err)
+	}
+	img, err := png.Decode(bytes.NewReader(b[entry.Offset:]))
+	if err != nil {
+		t.Fatalf("the icon's PNG: %v", err)
+	}
+	if got := img.Bounds().Size(); got.X != 32 || got.Y != 32 {
+		t.Errorf("icon of %v, want 32×32", got)
 	}
 }
