@@ -113,7 +113,7 @@ func importCmd(ctx context.Context, cfg config, args []string, stdout, stderr io
 		return err
 	}
 	defer src.Close()
-	p, err := startProcess(ctx, cfg, "activityd-import", log)
+	p, err := startProcess(ctx, cfg, "activityd-import", log, cliStoreNote("import", stderr))
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := needRedis(cfg, "scheduler"); err != nil {
 		return err
 	}
-	p, err := startProcess(ctx, cfg, "activityd-scheduler", log)
+	p, err := startProcess(ctx, cfg, "activityd-scheduler", log, logStoreNote(log))
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func scheduler(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("activityd scheduler started", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
-		"storage", redactURL(cfg.DatabaseURL), "version", version)
+		"storage", describeStore(cfg.DatabaseURL).Name, "version", version)
 	if err := jobs.Run(ctx, counts); err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	p, err := startProcess(ctx, cfg, "activityd-worker", log)
+	p, err := startProcess(ctx, cfg, "activityd-worker", log, logStoreNote(log))
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("activityd worker started", "storage", redactURL(cfg.DatabaseURL), "version", version)
+	log.Info("activityd worker started", "storage", describeStore(cfg.DatabaseURL).Name, "version", version)
 	if err := w.Run(ctx); err != nil {
 		return err
 	}

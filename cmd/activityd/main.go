@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "scheduler":
 		err = scheduler(ctx, cfg, log)
 	case "migrate":
-		err = migrate(ctx, cfg, log)
+		err = migrate(ctx, cfg, log, stderr)
 	case "token":
 		err = tokenCmd(ctx, cfg, args, stdout, stderr)
 	case "import":
@@ -141,15 +141,27 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		}
 	}
 	if format == "text" {
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, ReplaceAttr: readableDuration}))
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration}))
 }
 
-// openStore opens and migrates the store DATABASE_URL names. With tel,
-// its statements are spans of the requests and jobs that run them, and
-// its connection pool is measured; nil (migrate, token): neither.
-func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry) (ports.Store, error) {
+// readableDuration writes a time.Duration attribute as people and the
+// configuration write it ("15s", "1m30s"), not as the nanoseconds the
+// JSON handler would give (15000000000).
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// openStore opens and migrates the store DATABASE_URL names, after note
+// has said which one (store.go). With tel, its statements are spans of the
+// requests and jobs that run them, and its connection pool is measured;
+// nil (migrate, token): neither.
+func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry, note storeNote) (ports.Store, error) {
+	note(describeStore(cfg.DatabaseURL))
 	opts := storage.Options{
 		MaxOpenConns:     cfg.DBMaxOpenConns,
 		MaxIdleConns:     cfg.DBMaxIdleConns,
@@ -171,11 +183,11 @@ func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry) (ports
 	return st, nil
 }
 
-func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
-	st, err := openStore(ctx, cfg, nil)
+func migrate(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) error {
+	st, err := openStore(ctx, cfg, nil, cliStoreNote("migrate", stderr))
 	if err != nil {
 		return err
 	}
-	log.Info("storage migrated", "storage", redactURL(cfg.DatabaseURL))
+	log.Info("storage migrated", "storage", describeStore(cfg.DatabaseURL).Name)
 	return st.Close()
 }

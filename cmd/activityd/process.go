@@ -23,16 +23,16 @@ type process struct {
 }
 
 // startProcess starts the telemetry of the process named service and
-// opens the store DATABASE_URL names with it. Defer close at once: it
-// undoes this and every step after it.
-func startProcess(ctx context.Context, cfg config, service string, log *slog.Logger) (*process, error) {
+// opens the store DATABASE_URL names with it, after note has said which.
+// Defer close at once: it undoes this and every step after it.
+func startProcess(ctx context.Context, cfg config, service string, log *slog.Logger, note storeNote) (*process, error) {
 	tel, appTel, stopTelemetry, err := startTelemetry(ctx, cfg, service, log)
 	if err != nil {
 		return nil, err
 	}
 	p := &process{cfg: cfg, log: log, tel: tel, appTel: appTel}
 	p.onClose(stopTelemetry) // first, so it runs last: it flushes the spans and metrics of everything after it
-	st, err := openStore(ctx, cfg, tel)
+	st, err := openStore(ctx, cfg, tel, note)
 	if err != nil {
 		p.close()
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/activityd/activityd/adapters/auth"
@@ -42,7 +41,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err := checkAuthMode(cfg, log); err != nil {
 		return err
 	}
-	p, err := startProcess(ctx, cfg, "activityd", log)
+	p, err := startProcess(ctx, cfg, "activityd", log, logStoreNote(log))
 	if err != nil {
 		return err
 	}
@@ -179,7 +178,7 @@ func (p *process) maintainStore(ctx context.Context, events *app.Events) {
 	if m, ok := p.store.(ports.Maintainer); ok {
 		go maintain(ctx, m, p.cfg.Retention, events, p.log)
 	} else if p.cfg.Retention > 0 {
-		p.log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", redactURL(p.cfg.DatabaseURL))
+		p.log.Warn("RETENTION is set but this store has no retention; nothing will be dropped", "storage", describeStore(p.cfg.DatabaseURL).Name)
 	}
 }
 
@@ -280,7 +279,7 @@ func listenAPI(cfg config, handler http.Handler, log *slog.Logger) (*http.Server
 	// nothing after it is read as a request (smuggling). Over TLS the
 	// guard reads the plaintext.
 	ln = httpapi.GuardFraming(ln)
-	log.Info("activityd listening", "addr", ln.Addr().String(), "scheme", scheme, "storage", redactURL(cfg.DatabaseURL), "version", version)
+	log.Info("activityd listening", "addr", ln.Addr().String(), "scheme", scheme, "storage", describeStore(cfg.DatabaseURL).Name, "version", version)
 	return srv, ln, nil
 }
 
@@ -314,15 +313,6 @@ func apiMetrics(cfg config, tel *telemetry.Telemetry) http.Handler {
 		return nil
 	}
 	return tel.MetricsHandler()
-}
-
-// redactURL hides a password in a storage URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // countSettle is how long after a window closes it is counted: longer

@@ -51,7 +51,7 @@ func tokenCommand(ctx context.Context, cfg config, args []string, stdin io.Reade
 	}
 	sub, args := args[0], args[1:]
 	run := func(f func(*app.Tokens) error) error {
-		st, err := openStore(ctx, cfg, nil)
+		st, err := openStore(ctx, cfg, nil, cliStoreNote("token", stderr))
 		if err != nil {
 			return err
 		}
