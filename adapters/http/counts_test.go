@@ -79,11 +79,18 @@ type countDoc struct {
 	WindowEnd   string           `json:"window_end"`
 	Total       int64            `json:"total"`
 	ByAction    map[string]int64 `json:"by_action"`
+	Provisional bool             `json:"provisional"`
+}
+
+type windowDoc struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
 }
 
 type countListDoc struct {
 	Items      []countDoc `json:"items"`
 	NextCursor *string    `json:"next_cursor"`
+	NextWindow *windowDoc `json:"next_window"`
 }
 
 func (r *response) counts() countListDoc {

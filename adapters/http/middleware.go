@@ -136,6 +136,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// credentialHint says how to send a credential, in the words of the
+// README and the OpenAPI document: an API token as `Token`, a JWT as
+// `Bearer`. Bearer with an API token is accepted too (clients of
+// OAuth-style APIs send every credential so), but one wording is taught.
+const credentialHint = "send an API token as Authorization: Token <token> (Bearer <token> is accepted too), or a JWT as Authorization: Bearer <jwt>"
+
 func unauthenticated(why string) error {
 	return fmt.Errorf("%w: %s", domain.ErrUnauthenticated, why)
 }
@@ -150,7 +156,7 @@ func (s *Server) principal(r *http.Request) (domain.Principal, error) {
 		if p, ok := s.anonymousPrincipal(r); ok { // the migration setting (anonymous.go)
 			return p, nil
 		}
-		return domain.Principal{}, unauthenticated("missing credentials: send Authorization: Bearer <token>")
+		return domain.Principal{}, unauthenticated("missing credentials: " + credentialHint)
 	case 1:
 	default:
 		return domain.Principal{}, unauthenticated("send exactly one Authorization header")
@@ -158,7 +164,7 @@ func (s *Server) principal(r *http.Request) (domain.Principal, error) {
 	scheme, secret, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
 	secret = strings.TrimLeft(secret, " ")
 	if !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Token") {
-		return domain.Principal{}, unauthenticated("unsupported authorization scheme: use Bearer or Token")
+		return domain.Principal{}, unauthenticated("unsupported authorization scheme: " + credentialHint)
 	}
 	if secret == "" || strings.ContainsAny(secret, " \t") {
 		return domain.Principal{}, unauthenticated("malformed credentials: expected " + scheme + " <token>")

@@ -174,7 +174,9 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, v any, sta
 	h := w.Header()
 	switch status {
 	case http.StatusUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer realm="activityd", Token realm="activityd"`)
+		// Two challenges (RFC 9110, section 11.6.1): Token for an API
+		// token, Bearer for a JWT (or, accepted too, an API token).
+		h.Set("WWW-Authenticate", `Token realm="activityd", Bearer realm="activityd"`)
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	case http.StatusUnsupportedMediaType:

@@ -126,7 +126,7 @@ const readyTimeout = time.Second
 // anonymous is the principal every request acts as when authentication is
 // disabled (a fresh value each time: the scopes slice is not shared).
 func anonymous() domain.Principal {
-	return domain.Principal{Name: "anonymous", Scopes: []domain.Scope{domain.ScopeAdmin}}
+	return domain.Principal{Name: "anonymous", Scopes: []domain.Scope{domain.ScopeAdmin}, Kind: domain.KindNone}
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -230,6 +230,8 @@ func (s *Server) routes() {
 
 	m.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
+		r.Get("/v1/me", s.me)
+		r.Get("/v1/actions", s.actions)
 		r.Post("/v1/events", s.createEvent)
 		r.Post("/v1/events/batch", s.createBatch)
 		r.Get("/v1/events", s.listEvents)
