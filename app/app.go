@@ -64,6 +64,19 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 	if numbered(in) && s.numbers != nil {
 		return s.recordNumbered(ctx, p, e)
 	}
+	stored, created, err := s.create(ctx, p, e)
+	if err != nil || created {
+		return stored, created, err
+	}
+	if !domain.SameContent(stored, e, sentOccurredAt(in)) {
+		return domain.Event{}, false, fmt.Errorf("%w: %s", domain.ErrIDConflict, e.ID)
+	}
+	return stored, false, nil
+}
+
+// create stores e for p and, when it is new, tells the cache and the
+// observer; an existing id returns the stored event with created false.
+func (s *Events) create(ctx context.Context, p domain.Principal, e domain.Event) (domain.Event, bool, error) {
 	stored, created, err := s.store.Create(ctx, e, p.Name)
 	if err != nil {
 		return domain.Event{}, false, fmt.Errorf("record event: %w", err)
@@ -71,12 +84,8 @@ func (s *Events) Record(ctx context.Context, p domain.Principal, in domain.NewEv
 	if created {
 		s.invalidate(ctx, stored.UserID)
 		s.observer.Recorded(ctx, stored.Action)
-		return stored, true, nil
 	}
-	if !domain.SameContent(stored, e, sentOccurredAt(in)) {
-		return domain.Event{}, false, fmt.Errorf("%w: %s", domain.ErrIDConflict, e.ID)
-	}
-	return stored, false, nil
+	return stored, created, nil
 }
 
 // numbered reports whether in asks for an activity-logger log number: it
@@ -96,14 +105,8 @@ func (s *Events) recordNumbered(ctx context.Context, p domain.Principal, e domai
 			return domain.Event{}, false, fmt.Errorf("record event: number it: %w", err)
 		}
 		e.ID = domain.LegacyID{System: domain.ActivityLogger, N: n}.ID()
-		stored, created, err := s.store.Create(ctx, e, p.Name)
-		if err != nil {
-			return domain.Event{}, false, fmt.Errorf("record event: %w", err)
-		}
-		if created {
-			s.invalidate(ctx, stored.UserID)
-			s.observer.Recorded(ctx, stored.Action)
-			return stored, true, nil
+		if stored, created, err := s.create(ctx, p, e); err != nil || created {
+			return stored, created, err
 		}
 	}
 	return domain.Event{}, false, fmt.Errorf("record event: three log numbers in a row were taken; reserve the imported ones (activityd import does): %w", domain.ErrUnavailable)

@@ -110,23 +110,17 @@ func (s *Store) create(e domain.Event, by string) (domain.Event, bool) {
 
 // CreateMany implements ports.Events.
 func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([]ports.Created, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, domain.ErrUnavailable
-	}
-	out := make([]ports.Created, len(es))
-	for i, e := range es {
-		out[i].Event, out[i].Created = s.create(e, by)
-	}
-	return out, nil
+	return s.createMany(ctx, es, by, false)
 }
 
 // Import implements ports.Imports.
 func (s *Store) Import(ctx context.Context, es []domain.Event, by string) ([]ports.Created, error) {
+	return s.createMany(ctx, es, by, true)
+}
+
+// createMany stores es under one lock; steps adds the workflow's steps to
+// each created event's status to its history (Import).
+func (s *Store) createMany(ctx context.Context, es []domain.Event, by string, steps bool) ([]ports.Created, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -138,7 +132,7 @@ func (s *Store) Import(ctx context.Context, es []domain.Event, by string) ([]por
 	out := make([]ports.Created, len(es))
 	for i, e := range es {
 		out[i].Event, out[i].Created = s.create(e, by)
-		if out[i].Created {
+		if steps && out[i].Created {
 			r := s.events[e.ID]
 			r.history = append(r.history, domain.StepsTo(e.Status, e.UpdatedAt, by)...)
 		}
