@@ -21,7 +21,9 @@ import (
 )
 
 // config is everything activityd reads from its environment (12-factor).
-// Each field's variable, default and effect are listed in README.md.
+// Each variable, its default and its meaning are listed in settings.go
+// (activityd help config; a test holds loadConfig to that list) and in
+// README.md.
 type config struct {
 	HTTPAddr string
 	// MetricsAddr is METRICS_ADDR: a listener of its own for /metrics

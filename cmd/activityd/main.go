@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,9 +59,17 @@ commands:
   token     manage API tokens: token create|list|revoke|import (see activityd token -h)
   import    bring a predecessor's database in: import activity-logger|event-tracking URL
             (see activityd import -h)
+  config    print the configuration in effect: every setting, its value
+            and whether it came from the environment (secrets hidden)
+  help config
+            list every setting (environment variable) with its default
+            and meaning
   version   print the version
 
-Configuration comes from the environment; see README.md.
+Configuration comes from the environment: 'activityd help config' lists
+every setting. Every command that opens the store (DATABASE_URL, by
+default sqlite:./data/activity.db in the working directory) says which
+one on standard error.
 `
 
 // run is main without the process: testable, and every exit path returns a
@@ -75,8 +84,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "activityd", version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		switch {
+		case len(args) == 0:
+			fmt.Fprint(stdout, usage)
+		case args[0] == "config" && len(args) == 1:
+			printSettingsHelp(stdout)
+		default:
+			fmt.Fprintf(stderr, "activityd help: no help on %q (try activityd help config)\n\n%s", strings.Join(args, " "), usage)
+			return 2
+		}
 		return 0
+	case "config":
+		return configCmd(args, getenv, stdout, stderr)
 	case "serve", "worker", "scheduler", "migrate", "token", "import":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
@@ -123,6 +142,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error(cmd+" failed", "err", err)
 		return 1
 	}
+}
+
+// configCmd is activityd config: the configuration in effect, also when
+// it is wrong (each setting as read, then the error, status 2).
+func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "--help" {
+			fmt.Fprint(stdout, "usage: activityd config\n\nprints every setting in effect, its value and its source (env or default);\n'activityd help config' says what each means.\n")
+			return 0
+		}
+		fmt.Fprintf(stderr, "activityd config: unexpected argument %q\n", args[0])
+		return 2
+	}
+	cfg, err := loadConfig(getenv)
+	printEffectiveConfig(stdout, cfg, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "activityd config: configuration: %v\n", err)
+		return 2
+	}
+	return 0
 }
 
 // usageError is a mistake in the command line (exit status 2).
