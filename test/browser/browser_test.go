@@ -198,4 +198,3 @@ func (b *browser) shot(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 }
-

@@ -296,10 +296,10 @@
     if (me.user_id) parts.push('user ' + me.user_id);
     else if (me.admin || me.any_user) parts.push('admin, all users');
     else parts.push('no user');
-    if (me.scopes && me.scopes.length) parts.push(me.scopes.join(' · '));
-    parts.push(me.expires_at ? 'expires ' + relative(me.expires_at) : 'no expiry');
+    if (me.scopes && me.scopes.length) parts.push((me.scopes.length === 1 ? 'scope ' : 'scopes ') + me.scopes.join(', '));
+    parts.push(me.expires_at ? 'expires ' + relative(me.expires_at) : 'never expires');
     const detail = $('who-detail');
-    detail.textContent = parts.join(' — ');
+    detail.textContent = parts.join(' · ');
     if (me.expires_at) detail.title = 'Expires at ' + fmtTime(me.expires_at);
   }
 
@@ -430,6 +430,7 @@
     const all = items.concat(provisional);
     const fresh = any && (any.items || []).length === 0;
     $('getting-started').hidden = !fresh;
+    $('overview-body').hidden = !!fresh;
     if (fresh) {
       const me = state.me || {};
       $('start-curl').textContent = 'curl -X POST ' + location.origin + '/v1/events \\\n  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\\n  -d \'{' +
@@ -547,7 +548,7 @@
 
   // drawChart draws one bar per bucket over the whole period (empty buckets
   // included, so that the x axis is time), the not-final part of the open
-  // window hatched on top, and time labels centred under their bars.
+  // window dashed on top, and time labels centred under their bars.
   function drawChart(p, data, width) {
     const W = Math.round(Math.min(1100, Math.max(300, width)));
     const H = W < 500 ? 200 : 240, left = 36, right = 8, top = 22, bottom = 42;
@@ -679,6 +680,10 @@
 
   async function loadEventsView(r) {
     formFromFilters($('filters'), r.params);
+    const active = FILTERS.filter((k) => k !== 'order' && r.params.get(k)).length;
+    $('filter-count').textContent = active ? ' (' + active + ' set)' : '';
+    const box = $('filter-box');
+    if (active || !matchMedia('(max-width: 640px)').matches) box.open = true; else box.open = false;
     const q = new URLSearchParams();
     for (const k of FILTERS) for (const v of r.params.getAll(k)) if (v) q.append(k, v);
     state.events.query = q.toString();
