@@ -372,6 +372,25 @@ func TestWebUI(t *testing.T) {
 	b.waitJS(t, "401 shown", `document.getElementById('problem').innerText.includes('401') && !`+visible("nav")+`
 		&& sessionStorage.length === 0`)
 
+	// A server without GET /v1/me and GET /v1/actions (an older one, as
+	// the page sees it): signed in without details, actions as free text.
+	b.do(t, "hide /v1/me and /v1/actions", chromedp.Evaluate[chromedp.Void](`(() => { const real = window.fetch;
+		window.fetch = (path, init) => /^\/v1\/(me|actions)(\?|$)/.test(path)
+			? Promise.resolve(new Response('{"title":"Not Found","status":404}', {status: 404, headers: {'Content-Type': 'application/problem+json'}}))
+			: real(path, init); })()`),
+		fill("token", adminToken),
+		chromedp.Click(chromedp.CSS("#signin button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("nav")),
+	)
+	if got := eval[string](t, b, `document.getElementById('who-name').textContent`); got != "Signed in" {
+		t.Errorf("without /v1/me the header says %q, want Signed in", got)
+	}
+	b.do(t, "record, free text", chromedp.Click(chromedp.CSS(`#nav a[data-view="record"]`)), chromedp.WaitVisible(chromedp.ID("rec-action")))
+	if got := eval[string](t, b, `document.getElementById('rec-action').tagName + ' ' + document.getElementById('rec-action').type`); got != "INPUT text" {
+		t.Errorf("without /v1/actions the action is a %s, want a text input", got)
+	}
+	b.do(t, "sign out again", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
+
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the page reported errors (CSP violations or exceptions): %v", errs)
 	}

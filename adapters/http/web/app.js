@@ -570,10 +570,20 @@
       root.append(svg('line', { class: v === 0 ? 'axis' : 'grid-line', x1: left, x2: W - right, y1: y(v), y2: y(v) }));
       root.append(svg('text', { class: 'tick', x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, String(v)));
     }
-    // Labels: every k-th bar, k such that labels do not overlap.
+    // Labels: every k-th bar, k such that labels do not overlap; over
+    // several days in buckets shorter than a day, one label a day, under
+    // the bar that starts at midnight.
     const labelW = data.step >= 86400e3 ? 48 : 40;
     const every = Math.max(1, Math.ceil(labelW / slot));
-    let prev = null;
+    const byDay = data.step < 86400e3 && p.to - p.from >= 2 * 86400e3;
+    const perDay = Math.round(86400e3 / data.step);
+    const dayEvery = Math.max(1, Math.ceil(labelW / (slot * perDay)));
+    let prev = null, days = 0;
+    const labelled = (b, i) => {
+      if (!byDay) return i % every === 0;
+      const d = new Date(b.start);
+      return d.getHours() === 0 && d.getMinutes() === 0 && days++ % dayEvery === 0;
+    };
     bs.forEach((b, i) => {
       const cx = left + slot * i + slot / 2;
       const x = cx - barW / 2;
@@ -596,8 +606,8 @@
         g.append(svg('text', { class: 'value', x: cx.toFixed(1), y: (y(b.final) - 5).toFixed(1), 'text-anchor': 'middle' }, String(b.final)));
       }
       root.append(g);
-      if (i % every === 0) {
-        const [l1, l2] = tickLabel(b.start, data.step, prev);
+      if (labelled(b, i)) {
+        const [l1, l2] = byDay ? [dayShort(new Date(b.start)), ''] : tickLabel(b.start, data.step, prev);
         prev = b.start;
         root.append(svg('line', { class: 'axis', x1: cx, x2: cx, y1: y(0), y2: y(0) + 4 }));
         root.append(svg('text', { class: 'tick x-label', x: cx.toFixed(1), y: H - bottom + 17, 'text-anchor': 'middle' }, l1));
@@ -743,13 +753,13 @@
 
   function eventRow(e) {
     const meta = e.metadata && Object.keys(e.metadata).length ? JSON.stringify(e.metadata) : '';
-    const cell = (label, ...c) => el('td', { 'data-label': label }, ...c);
-    const tr = el('tr', { 'data-id': e.id, 'data-status': e.status, 'data-action': e.action, 'data-user': e.user_id, class: 'clickable' },
+    const cell = (label, ...c) => el('td', { 'data-label': label, role: 'cell' }, ...c);
+    const tr = el('tr', { role: 'row', 'data-id': e.id, 'data-status': e.status, 'data-action': e.action, 'data-user': e.user_id, class: 'clickable' },
       cell('Occurred', el('a', { href: '#/events/' + encodeURIComponent(e.id), class: 'row-link' }, timeEl(e.occurred_at))),
       cell('User', el('a', { href: '#/users/' + e.user_id, text: String(e.user_id) })),
       cell('Action', el('span', { class: 'action', text: e.action })),
       cell('Status', statusBadge(e.status)),
-      el('td', { 'data-label': 'Metadata', class: 'meta', text: meta }));
+      el('td', { 'data-label': 'Metadata', role: 'cell', class: 'meta', text: meta }));
     // A click anywhere on the row opens the event (the link is the keyboard way).
     tr.addEventListener('click', (ev) => {
       if (ev.target.closest('a, button') || String(window.getSelection()).length) return;
