@@ -212,6 +212,16 @@ func TestWebUI(t *testing.T) {
 	b.waitJS(t, "7 days in the URL", `location.hash === '#/?period=7d'`)
 	b.waitJS(t, "7-day overview", overviewLoaded+` && document.getElementById('chart-caption').textContent.includes('7 days')`)
 	b.shot(t, "04-overview-7d")
+	b.do(t, "a custom period: the last two hours",
+		chromedp.Click(chromedp.CSS(`label[for="p-custom"]`)),
+		chromedp.WaitVisible(chromedp.ID("p-from")),
+		chromedp.Evaluate[chromedp.Void](`(() => { const p = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+			document.getElementById('p-from').value = p(new Date(Date.now() - 2 * 3600e3));
+			document.getElementById('p-to').value = p(new Date(Date.now() + 60e3)); })()`),
+		chromedp.Click(chromedp.CSS(`#custom-range button[type=submit]`)),
+	)
+	b.waitJS(t, "custom period in the URL and shown", `location.hash.startsWith('#/?from=') && location.hash.includes('&to=') && `+overviewLoaded+
+		` && document.getElementById('kpi-events').textContent === '7' && document.getElementById('p-custom').checked`)
 
 	// 5. Events: filters go into the URL; a reload keeps them; the back
 	// button returns to the previous filters.

@@ -72,7 +72,8 @@
   async function api(method, path, body, tok) {
     const headers = { Accept: 'application/json, application/problem+json' };
     const t = tok !== undefined ? tok : token();
-    if (t) headers.Authorization = 'Bearer ' + t;
+    // The schemes the README teaches: Bearer for a JWT, Token for an API token.
+    if (t) headers.Authorization = (/^[\w-]+\.[\w-]+\.[\w-]*$/.test(t) ? 'Bearer ' : 'Token ') + t;
     const init = { method, headers, cache: 'no-store', credentials: 'omit' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -433,7 +434,7 @@
     $('overview-body').hidden = !!fresh;
     if (fresh) {
       const me = state.me || {};
-      $('start-curl').textContent = 'curl -X POST ' + location.origin + '/v1/events \\\n  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\\n  -d \'{' +
+      $('start-curl').textContent = 'curl -X POST ' + location.origin + '/v1/events \\\n  -H "Authorization: Token $TOKEN" -H "Content-Type: application/json" \\\n  -d \'{' +
         (me.user_id ? '' : '"user_id": 1, ') + '"action": "' + firstAction() + '"}\'';
     }
     const next = $('next-count');
