@@ -201,12 +201,15 @@ func TestHostileInput(t *testing.T) {
 			send(request{method: "GET", path: "/v1/events/" + seg, token: token})
 			send(request{method: "PATCH", path: "/v1/events/" + seg, token: token, body: `{"status":"IN_PROGRESS"}`})
 			send(request{method: "GET", path: "/v1/users/" + seg + "/events", token: token})
+			send(request{method: "GET", path: "/v1/users/" + seg + "/events/export", token: token})
 			send(request{method: "GET", path: "/v1/events/" + seg + "/events", token: token})
 		}
 		// Bad query strings, on every route.
 		for _, q := range hostileQueries() {
 			send(request{method: "GET", path: "/v1/events?" + q, token: token})
 			send(request{method: "GET", path: "/v1/users/1/events?" + q, token: token})
+			send(request{method: "GET", path: "/v1/events/export?" + q, token: token})
+			send(request{method: "GET", path: "/v1/users/1/events/export?" + q, token: token})
 			send(request{method: "GET", path: "/v1/events/" + seeded.ID + "?" + q, token: token})
 			send(request{method: "POST", path: "/v1/events?" + q, token: token, body: `{"action":"login"}`})
 			send(request{method: "POST", path: "/v1/events/batch?" + q, token: token, body: `{"events":[{"action":"login"}]}`})
@@ -223,6 +226,8 @@ func TestHostileInput(t *testing.T) {
 			{method: "GET", path: "/v1/events/" + seeded.ID},
 			{method: "PATCH", path: "/v1/events/" + seeded.ID, body: `{"status":"IN_PROGRESS"}`},
 			{method: "GET", path: "/v1/users/1/events"},
+			{method: "GET", path: "/v1/events/export"},
+			{method: "GET", path: "/v1/users/1/events/export"},
 		} {
 			rq.header = map[string]string{"Authorization": auth}
 			send(rq)

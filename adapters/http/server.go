@@ -238,6 +238,8 @@ func (s *Server) routes() {
 		r.Get("/v1/events/{id}", s.getEvent)
 		r.Patch("/v1/events/{id}", s.patchEvent)
 		r.Get("/v1/users/{user_id}/events", s.listEvents)
+		r.Get("/v1/events/export", s.exportEvents)
+		r.Get("/v1/users/{user_id}/events/export", s.exportEvents)
 		if s.countUC != nil {
 			r.Get("/v1/activity-counts", s.listCounts)
 			r.Get("/v1/users/{user_id}/activity-counts", s.listCounts)
