@@ -9,6 +9,7 @@
 //	activityd migrate      apply storage migrations and exit
 //	activityd token ...    create, list, revoke or import API tokens
 //	activityd import ...   bring a predecessor's database into the store
+//	activityd export ...   write the events that match filters as NDJSON or CSV
 //	activityd version      print the version
 package main
 
@@ -59,6 +60,9 @@ commands:
   token     manage API tokens: token create|list|revoke|import (see activityd token -h)
   import    bring a predecessor's database in: import activity-logger|event-tracking URL
             (see activityd import -h)
+  export    write the events that match filters as NDJSON or CSV, to a file
+            or standard output, ending with a completion line
+            (see activityd export -h)
   config    print the configuration in effect: every setting, its value
             and whether it came from the environment (secrets hidden)
   help config
@@ -96,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case "config":
 		return configCmd(args, getenv, stdout, stderr)
-	case "serve", "worker", "scheduler", "migrate", "token", "import":
+	case "serve", "worker", "scheduler", "migrate", "token", "import", "export":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -112,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// GOGC and the soft memory limit MEMORY_LIMIT derives (gc.go): said at
 	// start by the long-running commands.
 	memLevel := slog.LevelInfo
-	if cmd == "migrate" || cmd == "token" || cmd == "import" {
+	if cmd == "migrate" || cmd == "token" || cmd == "import" || cmd == "export" {
 		memLevel = slog.LevelDebug
 	}
 	tuneMemory(cfg.Memory, log, memLevel)
@@ -130,6 +134,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = tokenCmd(ctx, cfg, args, stdout, stderr)
 	case "import":
 		err = importCmd(ctx, cfg, args, stdout, stderr, log)
+	case "export":
+		err = exportCmd(ctx, cfg, args, stdout, stderr, log)
 	}
 	var ue usageError
 	switch {
