@@ -256,8 +256,7 @@ func (x *exportStream) begin() {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Disposition", `attachment; filename="activityd-events-`+x.began.Format("20060102T150405Z")+ext+`"`)
 	h.Set("Cache-Control", "no-store")
-	h.Add("Vary", "Accept")
-	h.Add("Vary", "Accept-Encoding")
+	h.Add("Vary", "Accept, Accept-Encoding")
 	h.Set("X-Accel-Buffering", "no") // proxies: pass each page on as it comes
 	h.Set("Trailer", "Export-Complete")
 	if x.gzip {
