@@ -243,6 +243,27 @@ func TestWebUI(t *testing.T) {
 	b.do(t, "reload the filtered list", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("view-events")))
 	b.waitJS(t, "still filtered after reload", listed+` && `+rows+` === 2 && document.getElementById('f-user').value === '8' &&
 		document.getElementById('f-action').value === 'login' && location.hash === `+jsString(hash))
+	// "Export this view": the export of these filters, newest first as
+	// listed, fetched with the token (not in the URL) and saved from a Blob,
+	// CSV with the keyboard, NDJSON with a click.
+	b.do(t, "catch the exports' blobs", chromedp.Evaluate[chromedp.Void](`(() => { window.exported = [];
+		const create = URL.createObjectURL;
+		URL.createObjectURL = (blob) => { blob.text().then((s) => window.exported.push(s)); return create.call(URL, blob); }; })()`))
+	b.do(t, "export CSV with the keyboard", chromedp.Focus(chromedp.ID("export-csv")), chromedp.KeyEvent(" "))
+	b.waitJS(t, "CSV exported", `window.exported.length === 1 && document.getElementById('export-status').textContent.startsWith('Exported 2 events to activityd-events-')`)
+	b.do(t, "export NDJSON", chromedp.Click(chromedp.ID("export-ndjson")))
+	b.waitJS(t, "NDJSON exported", `window.exported.length === 2 && document.getElementById('export-status').textContent.endsWith('.ndjson.')`)
+	exported := eval[[]string](t, b, `window.exported`)
+	csvLines := strings.Split(strings.TrimSuffix(exported[0], "\r\n"), "\r\n") // RFC 4180: CRLF
+	if len(csvLines) != 4 || csvLines[0] != "id,user_id,action,status,occurred_at,recorded_at,updated_at,metadata,legacy_system,legacy_id" ||
+		!strings.Contains(csvLines[1], ",8,login,PENDING,") || csvLines[3] != "#export_complete,2" {
+		t.Errorf("CSV export of user 8's logins:\n%s", exported[0])
+	}
+	ndLines := strings.Split(strings.TrimSuffix(exported[1], "\n"), "\n")
+	if len(ndLines) != 3 || !strings.Contains(ndLines[0], `"user_id":8,"action":"login"`) || !strings.Contains(ndLines[0], `"device":"Firefox"`) ||
+		ndLines[2] != `{"export_complete":true,"count":2}` {
+		t.Errorf("NDJSON export of user 8's logins, newest first:\n%s", exported[1])
+	}
 	b.do(t, "filter by status DONE and oldest first",
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('f-status').value = 'DONE'; document.getElementById('f-order').value = 'asc'`),
 		chromedp.Click(chromedp.CSS("#filters button[type=submit]")),

@@ -72,8 +72,7 @@
   async function api(method, path, body, tok) {
     const headers = { Accept: 'application/json, application/problem+json' };
     const t = tok !== undefined ? tok : token();
-    // The schemes the README teaches: Bearer for a JWT, Token for an API token.
-    if (t) headers.Authorization = (/^[\w-]+\.[\w-]+\.[\w-]*$/.test(t) ? 'Bearer ' : 'Token ') + t;
+    if (t) headers.Authorization = authorization(t);
     const init = { method, headers, cache: 'no-store', credentials: 'omit' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -90,17 +89,27 @@
     if (text) {
       try { data = JSON.parse(text); } catch (_) { data = null; }
     }
-    if (!res.ok) {
-      const p = data && typeof data === 'object' && !Array.isArray(data) ? data : {};
-      throw new ApiError({
-        title: p.title || (res.status + ' ' + (res.statusText || 'Error')),
-        status: p.status || res.status,
-        detail: p.detail || (data === null && text ? text.slice(0, 300) : ''),
-        errors: Array.isArray(p.errors) ? p.errors : [],
-        type: p.type || '',
-      }, res.status);
-    }
+    if (!res.ok) throw problemError(res, text, data);
     return data;
+  }
+
+  // authorization is the Authorization header for token t, in the schemes
+  // the README teaches: Bearer for a JWT, Token for an API token.
+  function authorization(t) {
+    return (/^[\w-]+\.[\w-]+\.[\w-]*$/.test(t) ? 'Bearer ' : 'Token ') + t;
+  }
+
+  // problemError is the ApiError of a failed response: its problem
+  // document (data, parsed from text), or what can be said without one.
+  function problemError(res, text, data) {
+    const p = data && typeof data === 'object' && !Array.isArray(data) ? data : {};
+    return new ApiError({
+      title: p.title || (res.status + ' ' + (res.statusText || 'Error')),
+      status: p.status || res.status,
+      detail: p.detail || (data === null && text ? text.slice(0, 300) : ''),
+      errors: Array.isArray(p.errors) ? p.errors : [],
+      type: p.type || '',
+    }, res.status);
   }
 
   // optional calls an endpoint the server may not have yet: its answer, or
@@ -699,6 +708,7 @@
     for (const k of FILTERS) for (const v of r.params.getAll(k)) if (v) q.append(k, v);
     state.events.query = q.toString();
     state.events.cursor = null;
+    $('export-status').textContent = ''; // it spoke of the previous filters
     $('events-caption').textContent = describeFilters(r.params);
     await loadEvents(false);
   }
@@ -750,6 +760,52 @@
     $('events-summary').textContent = n === 0 ? '' : 'Showing ' + plural(n, 'event') + (state.events.cursor ? '; more available.' : '.');
     $('events').setAttribute('aria-busy', 'false');
     return page;
+  }
+
+  // exportView downloads the export of the events view as it is filtered
+  // and ordered (GET /v1/events/export): fetched with the token in the
+  // Authorization header, never in a URL; saved from a Blob only when it
+  // ends with its completion line, so that a cut export is never saved as
+  // if it were whole.
+  async function exportView(format) {
+    const q = new URLSearchParams(state.events.query || '');
+    if (!q.get('order')) q.set('order', 'desc'); // newest first, as the view shows them
+    q.set('format', format);
+    const headers = { Accept: (format === 'csv' ? 'text/csv' : 'application/x-ndjson') + ', application/problem+json' };
+    const t = token();
+    if (t) headers.Authorization = authorization(t);
+    const status = $('export-status');
+    status.textContent = 'Exporting ' + format.toUpperCase() + '…';
+    let res, blob;
+    try {
+      res = await fetch('/v1/events/export?' + q.toString(), { headers, cache: 'no-store', credentials: 'omit' });
+      blob = await res.blob();
+    } catch (e) {
+      status.textContent = '';
+      throw new ApiError({ title: 'The export failed', detail: 'The service could not be reached, or the connection was cut (' + e.message + ').' }, 0);
+    }
+    if (!res.ok) {
+      status.textContent = '';
+      const text = await blob.text();
+      let data = null;
+      try { data = JSON.parse(text); } catch (_) { data = null; }
+      throw problemError(res, text, data);
+    }
+    const tail = await blob.slice(Math.max(0, blob.size - 100)).text();
+    const done = /(?:^|\n)(?:\{"export_complete":true,"count":(\d+)\}|#export_complete,(\d+))\r?\n$/.exec(tail);
+    if (!done) {
+      status.textContent = '';
+      throw new ApiError({ title: 'The export was cut short', detail: 'It ended before its completion line, so it was not saved. Try again.' }, 0);
+    }
+    const m = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
+    const name = m ? m[1] : 'activityd-events.' + format;
+    const href = URL.createObjectURL(blob);
+    const a = el('a', { href, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 60e3);
+    status.textContent = 'Exported ' + plural(Number(done[1] || done[2]), 'event') + ' to ' + name + '.';
   }
 
   function eventRow(e) {
@@ -1014,6 +1070,14 @@
     $('signout').addEventListener('click', () => { clearMessages(); signOut(); });
     $('filters').addEventListener('submit', applyFilters);
     $('f-clear').addEventListener('click', () => { clearMessages(); go('#/events'); });
+    for (const b of document.querySelectorAll('#export button[data-format]')) {
+      b.addEventListener('click', async () => {
+        clearMessages();
+        await busy(b, async () => {
+          try { await exportView(b.dataset.format); } catch (err) { showError(err); }
+        });
+      });
+    }
     $('record').addEventListener('submit', record);
     $('period').addEventListener('change', periodChanged);
     $('period').addEventListener('submit', customPeriod);
