@@ -29,7 +29,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick faults memory run
+.PHONY: test bench bench-go bench-load bench-quick faults memory export-memory run
 
 test:
 	$(GO) test -race ./...
@@ -53,6 +53,11 @@ bench-quick:
 
 faults:
 	FAULT_SECONDS=$${FAULT_SECONDS:-20} $(GO) test -count=1 -v -run 'TestNeverStale' -timeout=20m ./test/e2e/
+
+export-memory:
+	@mkdir -p $(BENCH_OUT)
+	EXPORT_EVENTS=$${EXPORT_EVENTS:-1000000} \
+	$(GO) test -count=1 -v -run '^TestExportMemory$$' -timeout=60m ./test/e2e/ | tee $(BENCH_OUT)/export-memory.txt
 
 memory:
 	@mkdir -p $(BENCH_OUT)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,37 +127,15 @@ type loadSummary struct {
 // that is refused, the largest VmRSS sampled every 50 ms.
 func measureRSS(t *testing.T, pid int, load string, args ...string) (loadSummary, int64) {
 	t.Helper()
-	hwmReset := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
-	var (
-		mu      sync.Mutex
-		sampled int64
-		done    = make(chan struct{})
-		wg      sync.WaitGroup
-	)
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb, ok := procStatusKB(pid, "VmRSS"); ok {
-				mu.Lock()
-				sampled = max(sampled, kb)
-				mu.Unlock()
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
-	var out, errOut bytes.Buffer
+	var (
+		out, errOut bytes.Buffer
+		err         error
+	)
 	cmd := exec.CommandContext(ctx, load, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run() // exit 1 when some request failed: the summary says which
-	close(done)
-	wg.Wait()
+	peak := peakRSSDuring(t, pid, func() { err = cmd.Run() }) // exit 1 when some request failed: the summary says which
 	if _, isExit := err.(*exec.ExitError); err != nil && (!isExit || cmd.ProcessState.ExitCode() != 1) {
 		t.Fatalf("load %v: %v\n%s", args, err, errOut.String())
 	}
@@ -167,11 +144,7 @@ func measureRSS(t *testing.T, pid int, load string, args ...string) (loadSummary
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
 		t.Fatalf("load %v: output %q: %v\n%s", args, out.String(), err, errOut.String())
 	}
-	peak := sampled
-	if hwm, ok := procStatusKB(pid, "VmHWM"); ok && hwmReset {
-		peak = max(peak, hwm)
-	}
-	return s, (peak + 1023) / 1024
+	return s, peak
 }
 
 // procStatusKB reads a "Name: N kB" line of /proc/PID/status.
