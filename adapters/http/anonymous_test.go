@@ -216,16 +216,7 @@ func TestAnonymousValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.a.Validate()
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate = %v, want an error containing %q", err, tt.want)
-			}
+			wantValidate(t, tt.a.Validate(), tt.want)
 		})
 	}
 	defer func() {
@@ -234,4 +225,19 @@ func TestAnonymousValidate(t *testing.T) {
 		}
 	}()
 	newFixture(t, withAnonymous(domain.ScopeAdmin))
+}
+
+// wantValidate checks a Validate result: nil when want is "", else an
+// error containing want.
+func wantValidate(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Validate = %v, want an error containing %q", err, want)
+	}
 }

@@ -256,16 +256,7 @@ func TestCORSValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.c.Validate()
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate = %v, want an error containing %q", err, tt.want)
-			}
+			wantValidate(t, tt.c.Validate(), tt.want)
 		})
 	}
 	defer func() {

@@ -248,8 +248,10 @@ func eventID(kind predecessor.Kind, old string) (domain.ID, error) {
 			return id, nil
 		}
 	}
-	return domain.ID{}, fmt.Errorf("id: %q is not a positive integer%s", old,
-		map[bool]string{true: " or a UUID", false: ""}[kind == predecessor.EventTracking])
+	if kind == predecessor.EventTracking {
+		return domain.ID{}, fmt.Errorf("id: %q is not a positive integer or a UUID", old)
+	}
+	return domain.ID{}, fmt.Errorf("id: %q is not a positive integer", old)
 }
 
 // check reads every row and applies the rules, storing nothing.

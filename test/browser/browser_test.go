@@ -72,6 +72,21 @@ func call(t *testing.T, method, url, body string, out any) int {
 	return r.Status
 }
 
+// startBrowser opens a headless Chromium tab, building the binary under
+// test meanwhile.
+func startBrowser(t *testing.T, chromium string) *browser {
+	t.Helper()
+	var buildErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { _, buildErr = binary.Build() })
+	b := newBrowser(t, chromium)
+	wg.Wait()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return b
+}
+
 // browser is one headless Chromium tab with the errors it reported.
 type browser struct {
 	ctx  context.Context

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,19 +69,7 @@ func TestWebUI(t *testing.T) {
 	if err := os.RemoveAll(artifacts); err != nil {
 		t.Fatal(err)
 	}
-	var b *browser
-	var wg sync.WaitGroup
-	var buildErr error
-	wg.Add(1)
-	go func() { // build the binary while Chromium starts
-		defer wg.Done()
-		_, buildErr = binary.Build()
-	}()
-	b = newBrowser(t, chromium)
-	wg.Wait()
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
+	b := startBrowser(t, chromium)
 	srv := binary.Serve.Within(30*time.Second).Start(t, t.TempDir(),
 		"DATABASE_URL=memory:",
 		"BOOTSTRAP_ADMIN_TOKEN="+adminToken,

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,19 +76,7 @@ const fetchError = `fetch(%q, %s).then(() => "", (e) => e.name)`
 // the old parameters; a page on another origin is refused by the browser.
 func TestCrossOriginTrackingClient(t *testing.T) {
 	chromium := chromiumPath(t)
-	var b *browser
-	var wg sync.WaitGroup
-	var buildErr error
-	wg.Add(1)
-	go func() { // build the binary while Chromium starts
-		defer wg.Done()
-		_, buildErr = binary.Build()
-	}()
-	b = newBrowser(t, chromium)
-	wg.Wait()
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
+	b := startBrowser(t, chromium)
 	allowed, other := frontEnd(t), frontEnd(t)
 	dir := t.TempDir()
 	store := "DATABASE_URL=sqlite:" + filepath.Join(dir, "activity.db")
