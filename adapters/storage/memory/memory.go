@@ -37,7 +37,8 @@ type Store struct {
 	counts    map[int64]*windowCounts // computed windows by start (Unix µs)
 	watermark domain.Window
 
-	ledger ledger // ports.CacheLedger, under its own lock
+	ledger ledger   // ports.CacheLedger, under its own lock
+	hooks  webhooks // ports.Webhooks, under its own lock
 }
 
 // windowCounts is one computed window: per user, per action.

@@ -11,3 +11,7 @@ import (
 func TestContract(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) ports.Store { return stores.Memory(t) })
 }
+
+func TestWebhooksContract(t *testing.T) {
+	storagetest.RunWebhooks(t, func(t *testing.T) ports.Webhooks { return stores.Memory(t) })
+}
