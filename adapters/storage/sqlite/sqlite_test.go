@@ -37,12 +37,23 @@ func TestContract(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) ports.Store { return openTemp(t, storage.Options{}) })
 }
 
+func TestWebhooksContract(t *testing.T) {
+	storagetest.RunWebhooks(t, func(t *testing.T) ports.Webhooks { return openTemp(t, storage.Options{}) })
+}
+
 // The in-memory database, opened through the registry.
 func TestContractInMemory(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) ports.Store {
 		return testenv.OpenStore(t, func(ctx context.Context) (ports.Store, error) {
 			return storage.Open(ctx, "sqlite::memory:", storage.Options{})
 		})
+	})
+}
+
+// The in-memory database: one connection serves reads and writes alike.
+func TestWebhooksContractInMemory(t *testing.T) {
+	storagetest.RunWebhooks(t, func(t *testing.T) ports.Webhooks {
+		return openURL(t, "sqlite::memory:", storage.Options{})
 	})
 }
 
