@@ -14,3 +14,10 @@ func TestContract(t *testing.T) {
 	testenv.NeedPostgres(t)
 	storagetest.Run(t, func(t *testing.T) ports.Store { return newStore(t) })
 }
+
+// TestWebhooksContract runs the ports.Webhooks suite, each subtest on a
+// fresh schema.
+func TestWebhooksContract(t *testing.T) {
+	testenv.NeedPostgres(t)
+	storagetest.RunWebhooks(t, func(t *testing.T) ports.Webhooks { return newStore(t) })
+}
