@@ -19,6 +19,9 @@ var (
 	// ErrStatusConflict: the status changed between read and write; another
 	// request won the race.
 	ErrStatusConflict = errors.New("status changed concurrently")
+	// ErrConflict: a record (a webhook subscription) changed since it was
+	// read; read it again and retry.
+	ErrConflict = errors.New("changed concurrently")
 	// ErrIDConflict: an event with this id (or idempotency key) was already
 	// recorded with other content.
 	ErrIDConflict = errors.New("event id already used with other content")
