@@ -110,12 +110,55 @@ type Imports interface {
 	ReserveLegacyIDs(ctx context.Context, n int64) error
 }
 
+// Changes reads the change feed. Stores record a change in the transaction
+// that makes it (a create, a batch, an import, a status change) and number
+// it there, so that positions follow commit order: a reader that has seen
+// position P never later finds a change below P. Positions start at 1.
+type Changes interface {
+	// Changes returns the changes f selects, in position order: at most
+	// f.Limit, with positions above f.After, only f.UserID's when it is not
+	// 0. A change whose event is gone (retention) is left out.
+	Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Change, error)
+	// FeedHead returns the highest position committed (0: none yet).
+	FeedHead(ctx context.Context) (int64, error)
+}
+
+// Webhooks stores webhook subscriptions and their delivery log. Writes of a
+// subscription are compare-and-set on its Version: they return
+// domain.ErrConflict when the stored Version differs from the one given,
+// domain.ErrNotFound when there is no such subscription, and store the
+// subscription with Version + 1.
+type Webhooks interface {
+	// CreateSubscription stores s (Version 1); an existing id is an error.
+	CreateSubscription(ctx context.Context, s domain.Subscription) error
+	// Subscription returns one subscription.
+	Subscription(ctx context.Context, id string) (domain.Subscription, error)
+	// Subscriptions returns every subscription, oldest first.
+	Subscriptions(ctx context.Context) ([]domain.Subscription, error)
+	// UpdateSubscription replaces the stored subscription s.ID, State
+	// included, if its Version is still s.Version.
+	UpdateSubscription(ctx context.Context, s domain.Subscription) error
+	// SetDeliveryState replaces subscription id's State only, if its
+	// Version is still version.
+	SetDeliveryState(ctx context.Context, id string, version int64, st domain.DeliveryState) error
+	// DeleteSubscription removes a subscription and its delivery log.
+	DeleteSubscription(ctx context.Context, id string) error
+	// RecordDelivery appends d to its subscription's delivery log, which
+	// keeps the latest 1000 attempts of each subscription.
+	RecordDelivery(ctx context.Context, d domain.Delivery) error
+	// Deliveries returns the latest attempts of subscription id, newest
+	// first, at most limit.
+	Deliveries(ctx context.Context, id string, limit int) ([]domain.Delivery, error)
+}
+
 // Store is everything a storage adapter provides.
 type Store interface {
 	Events
 	Tokens
 	Counts
 	Imports
+	Changes
+	Webhooks
 	// Migrate brings the schema up to date; safe to call on every start and
 	// from several processes at once.
 	Migrate(ctx context.Context) error

@@ -65,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"CacheLedger", testCacheLedger},
 		{"Import", testImport},
 		{"LegacyIDs", testLegacyIDs},
+		{"Changes", testChanges},
+		{"ChangesConcurrent", testChangesConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
@@ -95,7 +96,7 @@ WITH existing AS MATERIALIZED (
     WHERE CASE WHEN $11::bool THEN NOT EXISTS (SELECT 1 FROM existing) ELSE EXISTS (SELECT 1 FROM claim) END
     ON CONFLICT DO NOTHING
     RETURNING ` + eventCols + `
-)
+)` + feedCTEs("ins", storage.KindRecorded, "recorded_at") + `
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
 SELECT false, ` + prefixed("e") + ` FROM events e
@@ -134,22 +135,37 @@ func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domai
 // no id claim, no history row, nothing read back but the ids stored. An id
 // found in event_ids, or already at its place, is left out (and handled by
 // createSQL).
-const insertDirectSQL = `
-INSERT INTO events (` + insertCols + `)
-SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
-                     $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::json[], $9::text[])
-         AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, created_by)
-WHERE NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.id = t.id)
-ORDER BY t.id -- concurrent batches sharing ids lock them in one order: no deadlock
-ON CONFLICT DO NOTHING
-RETURNING id`
+// The variant with feed records their changes (outside a transaction);
+// without, the transaction's last statement does (recordCreated).
+func insertDirectSQL(feed bool) string {
+	q := `
+WITH ins AS (
+    INSERT INTO events (` + insertCols + `)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
+                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::json[], $9::text[])
+             AS t(id, user_id, action, status, occurred_at, recorded_at, updated_at, metadata, created_by)
+    WHERE NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.id = t.id)
+    ORDER BY t.id -- concurrent batches sharing ids lock them in one order: no deadlock
+    ON CONFLICT DO NOTHING
+    RETURNING id, user_id, recorded_at, status, updated_at
+)`
+	if feed {
+		q += feedCTEs("ins", storage.KindRecorded, "recorded_at")
+	}
+	return q + `
+SELECT id FROM ins`
+}
+
+var insertDirectFeedSQL, insertDirectTxSQL = insertDirectSQL(true), insertDirectSQL(false)
 
 // createManySQL is createSQL for a batch of claimed ids passed as arrays
 // (each event with its own author): one statement, one round trip. Ids are
 // claimed in id order so that concurrent batches sharing ids cannot
 // deadlock; a duplicate within the batch is stored once, as its first
-// occurrence.
-var createManySQL = `
+// occurrence. The variant with feed records their changes, as
+// insertDirectSQL's.
+func createManySQL(feed bool) string {
+	q := `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
                          $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::json[], $9::text[], $10::timestamptz[])
@@ -168,13 +184,20 @@ WITH input AS (
     INSERT INTO events (` + insertCols + `)
     SELECT ` + prefixed("f") + `, f.created_by FROM firsts f JOIN claim c ON c.id = f.id
     RETURNING ` + eventCols + `
-)
+)`
+	if feed {
+		q += feedCTEs("ins", storage.KindRecorded, "recorded_at")
+	}
+	return q + `
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
 SELECT false, ` + prefixed("e") + `
 FROM firsts f
 CROSS JOIN LATERAL (` + byIDLateral + `) e
 WHERE f.id NOT IN (SELECT id FROM claim)`
+}
+
+var createManyFeedSQL, createManyTxSQL = createManySQL(true), createManySQL(false)
 
 // byIDLateral reads the event of id f.id with hint f.hint, one index probe
 // in its partition. OFFSET 0 keeps the planner from flattening it into a
@@ -200,6 +223,9 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 	out, err := s.createMany(ctx, tx, es, func(int) string { return by })
 	if err != nil {
 		return nil, err
+	}
+	if err := recordCreated(ctx, tx, out); err != nil {
+		return nil, fmt.Errorf("postgres: create events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
@@ -245,7 +271,14 @@ func (c *columns) args() []any {
 // ids) with one insertDirectSQL, the others with one createManySQL (then one
 // more statement reading the ids that concurrent creates took after it
 // began). A direct event that insertDirectSQL left out goes the second way.
+// On a transaction (q a *sql.Tx) the caller records the changes
+// (recordCreated) last; otherwise each statement records its own.
 func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
+	_, inTx := q.(*sql.Tx)
+	insertDirect, createClaimed := insertDirectFeedSQL, createManyFeedSQL
+	if inTx {
+		insertDirect, createClaimed = insertDirectTxSQL, createManyTxSQL
+	}
 	n := len(es)
 	norm := make([]domain.Event, n)
 	first := make(map[domain.ID]int, n) // id -> index of its first occurrence
@@ -282,7 +315,7 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 		for _, i := range directs {
 			cols.add(norm[i], by(i))
 		}
-		rows, err := q.QueryContext(ctx, insertDirectSQL, cols.args()...)
+		rows, err := q.QueryContext(ctx, insertDirect, cols.args()...)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 		}
@@ -318,7 +351,7 @@ func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by
 			}
 			hints = append(hints, h)
 		}
-		rows, err := q.QueryContext(ctx, createManySQL, append(cols.args(), hints)...)
+		rows, err := q.QueryContext(ctx, createClaimed, append(cols.args(), hints)...)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: create events: %w", wrap(err))
 		}
@@ -548,7 +581,7 @@ WITH cur AS MATERIALIZED (
 ), hist AS (
     INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
     SELECT id, recorded_at, $2::text, $3::text, $4::timestamptz, $5::text FROM upd
-)
+)` + feedCTEs("upd", storage.KindStatus, "updated_at") + `
 SELECT true, ` + eventCols + ` FROM upd
 UNION ALL
 SELECT false, ` + eventCols + ` FROM events

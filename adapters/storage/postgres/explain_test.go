@@ -282,7 +282,7 @@ func TestListUsesIndexes(t *testing.T) {
 	byID["create many"] = struct {
 		sql  string
 		args []any
-	}{createManySQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8], nullableArray(batch[5])}}
+	}{createManyFeedSQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8], nullableArray(batch[5])}}
 	byID["read many"] = struct {
 		sql  string
 		args []any

@@ -293,6 +293,10 @@ func (s *Store) dropPartition(ctx context.Context, p Partition) (ok bool, err er
 			return false, err
 		}
 	}
+	// The month's changes go with it (a scan of changes, once a month).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE event_recorded_at >= $1 AND event_recorded_at < $2`, p.From, p.To); err != nil {
+		return false, err
+	}
 	return true, tx.Commit()
 }
 

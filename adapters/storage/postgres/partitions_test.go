@@ -239,6 +239,13 @@ func TestDropPartitionsBefore(t *testing.T) {
 	if tables != 0 {
 		t.Errorf("%d January partitions are left, want 0", tables)
 	}
+	var changes []string
+	if err := s.db.SelectContext(ctx, &changes, `SELECT event_id::text FROM changes ORDER BY position`); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{e3.ID.String(), e4.ID.String(), old.ID.String()}; !slices.Equal(changes, want) {
+		t.Errorf("changes left after dropping January: %v, want %v (e3, e4, old)", changes, want)
+	}
 	// The id is free again, in a month that has a partition or not.
 	if _, created, err := s.Create(ctx, e1, "test"); err != nil || !created {
 		t.Errorf("re-create a dropped id: created=%v, %v", created, err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 
@@ -124,6 +125,17 @@ func insertEvents(ctx context.Context, tx *sqlx.Tx, es []domain.Event, by func(i
 		}
 		q := multiRow(`INSERT INTO status_history (event_id, seq, from_status, to_status, at, "by") VALUES `,
 			"(?, 1, NULL, 'PENDING', ?, ?)", len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return nil, err
+		}
+		// Their changes, in the batch's order.
+		args = args[:0]
+		for _, i := range chunk {
+			e := es[i]
+			args = append(args, e.ID[:], e.UserID, micros(e.RecordedAt), string(e.Status), micros(e.UpdatedAt))
+		}
+		q = multiRow(`INSERT INTO changes (kind, event_id, user_id, at, status, updated_at) VALUES `,
+			"("+strconv.Itoa(storage.KindRecorded)+", ?, ?, ?, ?, ?)", len(chunk))
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return nil, err
 		}

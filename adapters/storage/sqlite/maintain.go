@@ -31,9 +31,33 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, retention time.Dura
 			return total, mapErr("retention", err)
 		}
 		if n < retentionChunk {
+			break
+		}
+	}
+	// Their changes: every change made before the cutoff is of an event
+	// recorded before it. (A later status change of such an event stays,
+	// and is left out of reads, which join the event.)
+	for {
+		n, err := s.deleteChanges(ctx, cutoff)
+		if err != nil {
+			return total, mapErr("retention of the change feed", err)
+		}
+		if n < retentionChunk {
 			return total, nil
 		}
 	}
+}
+
+func (s *Store) deleteChanges(ctx context.Context, cutoff int64) (int, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, `DELETE FROM changes WHERE position IN (
+		SELECT position FROM changes WHERE at < ? ORDER BY position LIMIT ?)`, cutoff, retentionChunk)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 func (s *Store) deleteChunk(ctx context.Context, cutoff int64) (int, error) {

@@ -688,6 +688,13 @@ func TestMaintainRetention(t *testing.T) {
 	if err := s.r.GetContext(ctx, &history, "SELECT COUNT(*) FROM status_history"); err != nil || history != 301 {
 		t.Errorf("history rows left = %d, %v; want 301", history, err)
 	}
+	var changes int
+	if err := s.r.GetContext(ctx, &changes, "SELECT COUNT(*) FROM changes"); err != nil || changes != 301 {
+		t.Errorf("changes left = %d, %v; want 301 (those of the events kept)", changes, err)
+	}
+	if head, err := s.FeedHead(ctx); err != nil || head != 2_501 {
+		t.Errorf("FeedHead after retention = %d, %v; want 2501 (positions are never handed out again)", head, err)
+	}
 	if _, err := s.Get(ctx, es[0].ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("Get(old event): %v, want ErrNotFound", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -45,6 +46,11 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 		_, err = tx.ExecContext(ctx, `INSERT INTO status_history (event_id, seq, from_status, to_status, at, "by")
 			SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM status_history WHERE event_id = ?`,
 			id[:], fromArg, string(to), micros(at), by, id[:])
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO changes (kind, event_id, user_id, at, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			storage.KindStatus, id[:], out.UserID, micros(at), string(to), micros(at))
 		return err
 	})
 	if err != nil {

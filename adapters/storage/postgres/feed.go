@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/lib/pq"
+
+	"github.com/activityd/activityd/adapters/storage"
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+var _ ports.Changes = (*Store)(nil)
+
+// The change feed (migration 00006): every write records its changes in
+// the statement or transaction that makes them, numbered from feed_head,
+// whose row lock — taken last, held until commit — makes positions follow
+// commit order.
+
+// feedCTEs are the CTEs that record the rows of CTE src (columns id,
+// user_id, recorded_at, status, updated_at) as changes of kind kind at the
+// time column at. They follow src in a WITH list; a statement with them
+// must take no lock after them (none of ours does: they run after every
+// other CTE, as they read src whole).
+func feedCTEs(src string, kind int, at string) string {
+	return `, head AS (
+    UPDATE feed_head SET last = last + (SELECT count(*) FROM ` + src + `)
+    WHERE EXISTS (SELECT 1 FROM ` + src + `)
+    RETURNING last
+), feed AS (
+    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)
+    SELECT h.last - count(*) OVER () + row_number() OVER (ORDER BY s.id), ` + strconv.Itoa(kind) + `,
+           s.id, s.recorded_at, s.user_id, s.` + at + `, s.status, s.updated_at
+    FROM ` + src + ` s CROSS JOIN head h
+)`
+}
+
+// recordSQL records created events as changes, in the order given: the
+// last statement of a transaction that stored them with statements
+// without feedCTEs (a batch, an import).
+var recordSQL = `
+WITH src AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::timestamptz[])
+        WITH ORDINALITY AS t(id, user_id, recorded_at, status, updated_at, ord)
+), head AS (
+    UPDATE feed_head SET last = last + cardinality($1::uuid[]) RETURNING last
+)
+INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)
+SELECT h.last - cardinality($1::uuid[]) + s.ord, ` + strconv.Itoa(storage.KindRecorded) + `,
+       s.id, s.recorded_at, s.user_id, s.recorded_at, s.status, s.updated_at
+FROM src s CROSS JOIN head h`
+
+// recordCreated records the events out created, in order, on tx; it must
+// be the transaction's last statement before COMMIT.
+func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
+	var (
+		ids, recorded, statuses, updated pq.StringArray
+		users                            pq.Int64Array
+	)
+	for _, c := range out {
+		if !c.Created {
+			continue
+		}
+		e := c.Event
+		ids = append(ids, e.ID.String())
+		users = append(users, e.UserID)
+		recorded = append(recorded, pgTimeText(e.RecordedAt))
+		statuses = append(statuses, string(e.Status))
+		updated = append(updated, pgTimeText(e.UpdatedAt))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, recordSQL, ids, users, recorded, statuses, updated)
+	if err != nil {
+		return fmt.Errorf("record changes: %w", wrap(err))
+	}
+	return wrap(rows.Close())
+}
+
+// changesSQL reads the feed after $1, at most $2 changes selected by
+// where; each change's event by its partition key. Two statements, not one
+// with an optional user, so that each keeps its own index in a generic
+// plan.
+func changesSQL(where string) string {
+	return `
+SELECT c.position, c.kind, c.at, c.status, c.updated_at, ` + prefixed("e") + `
+FROM (
+    SELECT * FROM changes WHERE position > $1` + where + ` ORDER BY position LIMIT $2
+) c
+JOIN events e ON e.id = c.event_id AND e.recorded_at = c.event_recorded_at
+ORDER BY c.position`
+}
+
+var (
+	allChangesSQL  = changesSQL(``)
+	userChangesSQL = changesSQL(` AND user_id = $3`)
+)
+
+// Changes implements ports.Changes.
+func (s *Store) Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Change, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	query, args := allChangesSQL, []any{f.After, f.Limit}
+	if f.UserID != 0 {
+		query, args = userChangesSQL, append(args, f.UserID)
+	}
+	rows, err := s.queryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read the change feed: %w", wrap(err))
+	}
+	defer rows.Close()
+	out := []domain.Change{}
+	for rows.Next() {
+		var (
+			c       domain.Change
+			kind    int
+			status  domain.Status
+			updated = c.Event.UpdatedAt
+		)
+		dest := append([]any{&c.Position, &kind, timeScanner{&c.At}, statusScanner{&status}, timeScanner{&updated}}, eventDest(&c.Event)...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("postgres: read the change feed: %w", wrap(err))
+		}
+		if c.Kind, err = storage.ChangeKind(kind); err != nil {
+			return nil, fmt.Errorf("postgres: read the change feed: %w", err)
+		}
+		c.Event.Status, c.Event.UpdatedAt = status, updated
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read the change feed: %w", wrap(err))
+	}
+	return out, nil
+}
+
+// FeedHead implements ports.Changes.
+func (s *Store) FeedHead(ctx context.Context) (int64, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var head int64
+	if err := s.queryRow(ctx, `SELECT last FROM feed_head`, nil, &head); err != nil {
+		return 0, fmt.Errorf("postgres: read the change feed's head: %w", wrap(err))
+	}
+	return head, nil
+}
