@@ -26,6 +26,14 @@ type Events struct {
 	// numbers hands out activity-logger log numbers (NewEvent.Legacy);
 	// nil: such events get UUIDs like every other.
 	numbers legacyNumbers
+	// written is called after every write that changed events; nil: none.
+	written func()
+}
+
+// NotifyWrites has fn called after every write that changed events (the
+// change feed's Notify, which wakes its waiting readers).
+func NotifyWrites(fn func()) Option {
+	return func(s *Events) { s.written = fn }
 }
 
 // legacyNumbers is the part of ports.Imports that Record needs.
@@ -301,10 +309,17 @@ func readable(p domain.Principal, user int64) (int64, error) {
 	return user, nil
 }
 
-// invalidate tells the read cache that users' events changed.
+// invalidate tells the read cache, and whoever NotifyWrites named (the
+// change feed's waiting readers), that users' events changed.
 func (s *Events) invalidate(ctx context.Context, users ...int64) {
-	if s.cache != nil && len(users) > 0 {
+	if len(users) == 0 {
+		return
+	}
+	if s.cache != nil {
 		s.cache.invalidate(ctx, users...)
+	}
+	if s.written != nil {
+		s.written()
 	}
 }
 

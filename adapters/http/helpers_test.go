@@ -93,15 +93,17 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	f.events = f.store
 	clock := newClock()
 	f.tokens = app.NewTokens(f.store, clock)
+	feed := app.NewFeed(f.store, 0)
 	cfg := httpapi.Config{
 		Auth:    f.tokens,
 		Storage: f.store,
+		Feed:    feed,
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg, f)
 	}
-	cfg.Events = app.NewEvents(f.events, clock, domain.DefaultLimits())
+	cfg.Events = app.NewEvents(f.events, clock, domain.DefaultLimits(), app.NotifyWrites(feed.Notify))
 	f.srv = httpapi.NewServer(cfg)
 	f.authDisabled = cfg.AuthDisabled
 

@@ -190,7 +190,9 @@ func (s *Server) principal(r *http.Request) (domain.Principal, error) {
 // load balancer) retries elsewhere or later. Health probes are never shed.
 func (s *Server) shed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		// The feed's readers wait rather than work: they have their own
+		// bound (Config.MaxFollowers, feed.go).
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/v1/changes" {
 			next.ServeHTTP(w, r)
 			return
 		}

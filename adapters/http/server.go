@@ -50,9 +50,15 @@ type Pinger interface {
 type Config struct {
 	Events *app.Events
 	// Counts serves /v1/activity-counts; nil: those routes are not served.
-	Counts  *app.Counts
-	Auth    Authenticator
-	Storage Pinger // nil: /readyz does not check storage
+	Counts *app.Counts
+	// Feed serves /v1/changes; nil: that route is not served.
+	Feed *app.Feed
+	// MaxFollowers bounds the /v1/changes requests open at once (long
+	// polls and event streams), which do not count against MaxInFlight.
+	// 0 → DefaultMaxFollowers.
+	MaxFollowers int
+	Auth         Authenticator
+	Storage      Pinger // nil: /readyz does not check storage
 	// Cache, when set, is reported by /readyz ("cache":"ok"|"unavailable")
 	// without affecting readiness: reads bypass a failing cache.
 	Cache        Pinger
@@ -115,6 +121,9 @@ type Config struct {
 // DefaultMaxInFlight is Config.MaxInFlight's default.
 const DefaultMaxInFlight = 256
 
+// DefaultMaxFollowers is Config.MaxFollowers' default.
+const DefaultMaxFollowers = 1024
+
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes
 // is 0 (MAX_BODY_BYTES).
 const DefaultMaxBodyBytes int64 = 1 << 20
@@ -133,11 +142,14 @@ func anonymous() domain.Principal {
 type Server struct {
 	events  *app.Events
 	countUC *app.Counts
-	auth    Authenticator
-	storage Pinger
-	cache   Pinger
-	log     *slog.Logger
-	maxBody int64
+	feed    *app.Feed
+	// followers bounds the /v1/changes requests open at once.
+	followers chan struct{}
+	auth      Authenticator
+	storage   Pinger
+	cache     Pinger
+	log       *slog.Logger
+	maxBody   int64
 	// inFlight holds a token per request being served (MaxInFlight).
 	inFlight chan struct{}
 	bodies   bodyBudget // BodyMemoryBudget
@@ -166,6 +178,7 @@ func NewServer(cfg Config) *Server {
 	s := &Server{
 		events:  cfg.Events,
 		countUC: cfg.Counts,
+		feed:    cfg.Feed,
 		auth:    cfg.Auth,
 		storage: cfg.Storage,
 		cache:   cfg.Cache,
@@ -186,6 +199,7 @@ func NewServer(cfg Config) *Server {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	s.inFlight = make(chan struct{}, cmp.Or(max(cfg.MaxInFlight, 0), DefaultMaxInFlight))
+	s.followers = make(chan struct{}, cmp.Or(max(cfg.MaxFollowers, 0), DefaultMaxFollowers))
 	s.bodies = newBodyBudget(cfg.BodyMemoryBudget, s.maxBody, cfg.BodyBudgetWait)
 	s.anon = newAnonymous(cfg.Anonymous, s.tel)
 	s.routes()
@@ -244,6 +258,9 @@ func (s *Server) routes() {
 			r.Get("/v1/activity-counts", s.listCounts)
 			r.Get("/v1/users/{user_id}/activity-counts", s.listCounts)
 			r.Post("/v1/activity-counts/runs", s.runCounts)
+		}
+		if s.feed != nil {
+			r.Get("/v1/changes", s.changes)
 		}
 	})
 

@@ -37,7 +37,9 @@ type config struct {
 	BootstrapToken  string
 	Limits          domain.Limits
 	MaxBodyBytes    int64
-	MaxInFlight     int // MAX_IN_FLIGHT
+	MaxInFlight     int           // MAX_IN_FLIGHT
+	FeedPoll        time.Duration // FEED_POLL
+	MaxFollowers    int           // FEED_MAX_FOLLOWERS
 	ShutdownTimeout time.Duration
 	Retention       time.Duration // 0: keep everything
 
@@ -225,6 +227,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BootstrapToken:  e.str("", "BOOTSTRAP_ADMIN_TOKEN"),
 		MaxBodyBytes:    e.integer(1<<20, 1024, 1<<30, "MAX_BODY_BYTES"),
 		MaxInFlight:     int(e.integer(256, 1, 1_000_000, "MAX_IN_FLIGHT")),
+		FeedPoll:        e.duration(app.DefaultFeedPoll, "FEED_POLL"),
+		MaxFollowers:    int(e.integer(httpapi.DefaultMaxFollowers, 1, 1_000_000, "FEED_MAX_FOLLOWERS")),
 		ShutdownTimeout: e.duration(15*time.Second, "SHUTDOWN_TIMEOUT"),
 		Retention:       e.days(0, "RETENTION"),
 

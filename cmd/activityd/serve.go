@@ -84,6 +84,7 @@ type useCases struct {
 	events *app.Events
 	counts *app.Counts
 	tokens *app.Tokens
+	feed   *app.Feed
 	cache  ports.Cache // nil: none
 }
 
@@ -94,7 +95,8 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	if err != nil {
 		return useCases{}, err
 	}
-	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store)}
+	feed := app.NewFeed(p.store, p.cfg.FeedPoll)
+	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store), app.NotifyWrites(feed.Notify)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
@@ -104,7 +106,7 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 		return useCases{}, err
 	}
 	tokens := app.NewTokens(p.store, ports.SystemClock)
-	return useCases{events: events, counts: counts, tokens: tokens, cache: cacheCfg.Cache}, nil
+	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, cache: cacheCfg.Cache}, nil
 }
 
 // startCounting builds the counting use cases and starts their job. With
@@ -199,6 +201,8 @@ func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, er
 	return httpapi.NewServer(httpapi.Config{
 		Events:       uc.events,
 		Counts:       uc.counts,
+		Feed:         uc.feed,
+		MaxFollowers: cfg.MaxFollowers,
 		Auth:         auth.Chain(jwtAuth, uc.tokens),
 		Storage:      p.store,
 		Cache:        cachePinger(uc.cache),

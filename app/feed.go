@@ -1,0 +1,191 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+// Feed limits and defaults.
+const (
+	FeedDefaultLimit = 100
+	FeedMaxLimit     = 1000
+	FeedMaxWait      = time.Minute
+	// DefaultFeedPoll is how often a waiting reader looks for changes that
+	// another process made (this process's own writes wake it at once).
+	DefaultFeedPoll = 500 * time.Millisecond
+)
+
+// Feed is the change feed's use case: the changes after a position, as a
+// principal may see them, waiting for them when asked (long poll).
+type Feed struct {
+	store ports.Changes
+	poll  time.Duration
+
+	mu   sync.Mutex
+	wake chan struct{} // closed, and replaced, by Notify
+}
+
+// NewFeed returns the feed over store; waiting readers look at the store
+// every poll (0: DefaultFeedPoll) for changes made by other processes.
+func NewFeed(store ports.Changes, poll time.Duration) *Feed {
+	if poll <= 0 {
+		poll = DefaultFeedPoll
+	}
+	return &Feed{store: store, poll: poll, wake: make(chan struct{})}
+}
+
+// Notify wakes every waiting reader: this process stored a change.
+func (f *Feed) Notify() {
+	f.mu.Lock()
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *Feed) woken() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wake
+}
+
+// FeedQuery is a read of the feed as a client sends it.
+type FeedQuery struct {
+	After  string // a position ("" or "0": from the start)
+	UserID string // "" : p's own (every user's for an admin)
+	Limit  string // "": FeedDefaultLimit
+	Wait   string // how long to wait for a change when none is there: "30s" or "30"; "": not at all
+}
+
+// FeedRead is a validated FeedQuery.
+type FeedRead struct {
+	After  int64
+	UserID int64 // 0: every user's
+	Limit  int
+	Wait   time.Duration
+}
+
+// FeedPage is one read of the feed.
+type FeedPage struct {
+	Changes []domain.Change
+	// Next is the position to continue after: the last change's, or the
+	// query's After when there was none.
+	Next int64
+}
+
+// Parse validates q for p: the fields named in a domain.ValidationError,
+// p's read rights applied to the user (a non-admin reads its own changes
+// only).
+func (f *Feed) Parse(p domain.Principal, q FeedQuery) (FeedRead, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return FeedRead{}, err
+	}
+	r := FeedRead{Limit: FeedDefaultLimit}
+	ve := &domain.ValidationError{}
+	if q.After != "" {
+		n, err := strconv.ParseInt(q.After, 10, 64)
+		if err != nil || n < 0 {
+			ve.Add("after", domain.CodeMalformed, "must be a position: an integer >= 0")
+		}
+		r.After = n
+	}
+	if q.Limit != "" {
+		n, err := strconv.Atoi(q.Limit)
+		if err != nil || n < 1 || n > FeedMaxLimit {
+			ve.Add("limit", domain.CodeOutOfRange, "must be an integer from 1 to %d", FeedMaxLimit)
+		}
+		r.Limit = n
+	}
+	if q.Wait != "" {
+		d, err := parseWait(q.Wait)
+		if err != nil || d < 0 || d > FeedMaxWait {
+			ve.Add("wait", domain.CodeOutOfRange, "must be a duration from 0s to 60s (\"30s\") or whole seconds (\"30\")")
+		}
+		r.Wait = d
+	}
+	if q.UserID != "" {
+		n, err := strconv.ParseInt(q.UserID, 10, 64)
+		if err != nil || n < 1 {
+			ve.Add("user_id", domain.CodeMalformed, "must be a positive integer")
+		}
+		r.UserID = n
+	}
+	if err := ve.OrNil(); err != nil {
+		return FeedRead{}, err
+	}
+	var err error
+	if r.UserID, err = readable(p, r.UserID); err != nil {
+		return FeedRead{}, err
+	}
+	return r, nil
+}
+
+func parseWait(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// Changes parses q for p and reads the feed (Read).
+func (f *Feed) Changes(ctx context.Context, p domain.Principal, q FeedQuery) (FeedPage, error) {
+	r, err := f.Parse(p, q)
+	if err != nil {
+		return FeedPage{}, err
+	}
+	return f.Read(ctx, r)
+}
+
+// Read returns the changes r selects; when there are none and r.Wait > 0
+// it waits up to r.Wait for some. An empty page after the wait is not an
+// error. r must come from Parse (which applied the principal's rights).
+func (f *Feed) Read(ctx context.Context, r FeedRead) (FeedPage, error) {
+	var deadline <-chan time.Time
+	if r.Wait > 0 {
+		t := time.NewTimer(r.Wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		wake := f.woken() // before reading: a change stored after the read wakes us
+		cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: r.After, UserID: r.UserID, Limit: r.Limit})
+		if err != nil {
+			return FeedPage{}, fmt.Errorf("read the change feed: %w", err)
+		}
+		if len(cs) > 0 {
+			return FeedPage{Changes: cs, Next: cs[len(cs)-1].Position}, nil
+		}
+		if deadline == nil {
+			return FeedPage{Changes: cs, Next: r.After}, nil
+		}
+		poll := time.NewTimer(f.poll)
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-deadline:
+			poll.Stop()
+			return FeedPage{Changes: cs, Next: r.After}, nil
+		case <-ctx.Done():
+			poll.Stop()
+			return FeedPage{}, fmt.Errorf("read the change feed: %w", ctx.Err())
+		}
+		poll.Stop()
+	}
+}
+
+// Head returns the feed's last position.
+func (f *Feed) Head(ctx context.Context, p domain.Principal) (int64, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return 0, err
+	}
+	h, err := f.store.FeedHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the change feed's head: %w", err)
+	}
+	return h, nil
+}
