@@ -48,6 +48,9 @@ func (f *Feed) Notify() {
 	f.mu.Unlock()
 }
 
+// Changed returns a channel closed at the next Notify.
+func (f *Feed) Changed() <-chan struct{} { return f.woken() }
+
 func (f *Feed) woken() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()

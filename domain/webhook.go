@@ -75,3 +75,15 @@ type Delivery struct {
 
 // OK reports whether the attempt delivered its changes.
 func (d Delivery) OK() bool { return d.Error == "" }
+
+// ActiveSecrets returns the secrets that sign at now: the newest, and
+// rotated-out ones not yet expired.
+func (s Subscription) ActiveSecrets(now time.Time) []string {
+	var out []string
+	for _, sec := range s.Secrets {
+		if sec.ExpiresAt.IsZero() || sec.ExpiresAt.After(now) {
+			out = append(out, sec.Secret)
+		}
+	}
+	return out
+}

@@ -193,3 +193,18 @@ func (f ClockFunc) Now() time.Time { return f() }
 
 // SystemClock is the real clock.
 var SystemClock Clock = ClockFunc(time.Now)
+
+// WebhookSender delivers one message to a subscription's endpoint, signed
+// with the subscription's secrets. It returns the receiver's status code
+// (0 when none came) and an error unless the receiver answered 2xx.
+type WebhookSender interface {
+	Send(ctx context.Context, sub domain.Subscription, m WebhookMessage) (status int, err error)
+}
+
+// WebhookMessage is what one delivery carries: changes of the feed, in
+// order, under an id that stays the same on every retry.
+type WebhookMessage struct {
+	ID      string // the webhook-id header
+	At      time.Time
+	Changes []domain.Change
+}

@@ -17,6 +17,7 @@ import (
 
 	httpapi "github.com/activityd/activityd/adapters/http"
 	"github.com/activityd/activityd/adapters/storage/memory"
+	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
@@ -94,10 +95,20 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	clock := newClock()
 	f.tokens = app.NewTokens(f.store, clock)
 	feed := app.NewFeed(f.store, 0)
+	guard, err := webhook.NewGuard(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := httpapi.Config{
 		Auth:    f.tokens,
 		Storage: f.store,
 		Feed:    feed,
+		Webhooks: app.NewWebhooks(f.store, f.store, feed.Changed, app.WebhooksConfig{
+			Sender:    webhook.NewSender(guard.Client(time.Second), httpapi.AppendChange, "activityd/test"),
+			CheckURL:  func(u string) error { return guard.CheckURL(u, false) },
+			NewSecret: webhook.NewSecret,
+			Clock:     clock,
+		}),
 		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {

@@ -63,13 +63,14 @@ func TestOpenAPIDocument(t *testing.T) {
 // its method, and every operation of the document is served.
 func TestOpenAPIDrift(t *testing.T) {
 	doc := mustOpenAPI(t)
-	// Every optional surface on: /v1/activity-counts, /v1/changes, the web
-	// UI and /metrics.
+	// Every optional surface on: /v1/activity-counts, /v1/changes,
+	// /v1/webhooks, the web UI and /metrics.
 	st := memory.New()
 	srv := httpapi.NewServer(httpapi.Config{
 		Events:       app.NewEvents(st, ports.SystemClock, domain.DefaultLimits()),
 		Counts:       app.NewCounts(st, ports.SystemClock, app.CountsConfig{Schedule: every4h{}}),
 		Feed:         app.NewFeed(st, 0),
+		Webhooks:     app.NewWebhooks(st, st, nil, app.WebhooksConfig{}),
 		AuthDisabled: true,
 		UI:           http.NotFoundHandler(),
 		Metrics:      http.NotFoundHandler(),

@@ -53,6 +53,8 @@ type Config struct {
 	Counts *app.Counts
 	// Feed serves /v1/changes; nil: that route is not served.
 	Feed *app.Feed
+	// Webhooks serves /v1/webhooks; nil: those routes are not served.
+	Webhooks *app.Webhooks
 	// MaxFollowers bounds the /v1/changes requests open at once (long
 	// polls and event streams), which do not count against MaxInFlight.
 	// 0 → DefaultMaxFollowers.
@@ -143,6 +145,7 @@ type Server struct {
 	events  *app.Events
 	countUC *app.Counts
 	feed    *app.Feed
+	hooks   *app.Webhooks
 	// followers bounds the /v1/changes requests open at once.
 	followers chan struct{}
 	auth      Authenticator
@@ -179,6 +182,7 @@ func NewServer(cfg Config) *Server {
 		events:  cfg.Events,
 		countUC: cfg.Counts,
 		feed:    cfg.Feed,
+		hooks:   cfg.Webhooks,
 		auth:    cfg.Auth,
 		storage: cfg.Storage,
 		cache:   cfg.Cache,
@@ -261,6 +265,16 @@ func (s *Server) routes() {
 		}
 		if s.feed != nil {
 			r.Get("/v1/changes", s.changes)
+		}
+		if s.hooks != nil {
+			r.Post("/v1/webhooks", s.createWebhook)
+			r.Get("/v1/webhooks", s.listWebhooks)
+			r.Get("/v1/webhooks/{id}", s.getWebhook)
+			r.Patch("/v1/webhooks/{id}", s.patchWebhook)
+			r.Delete("/v1/webhooks/{id}", s.deleteWebhook)
+			r.Post("/v1/webhooks/{id}/rotate", s.rotateWebhook)
+			r.Post("/v1/webhooks/{id}/replay", s.replayWebhook)
+			r.Get("/v1/webhooks/{id}/deliveries", s.webhookDeliveries)
 		}
 	})
 

@@ -16,6 +16,7 @@ import (
 	"github.com/activityd/activityd/adapters/auth"
 	rediscache "github.com/activityd/activityd/adapters/cache/redis"
 	httpapi "github.com/activityd/activityd/adapters/http"
+	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
 )
@@ -29,19 +30,27 @@ type config struct {
 	// MetricsAddr is METRICS_ADDR: a listener of its own for /metrics
 	// (serve then no longer serves it on HTTP_ADDR; worker and scheduler
 	// serve metrics only there). "": none.
-	MetricsAddr     string
-	DatabaseURL     string
-	LogFormat       string // text, json or "" (auto: text on a terminal)
-	LogLevel        string
-	AuthMode        string // token or none
-	BootstrapToken  string
-	Limits          domain.Limits
-	MaxBodyBytes    int64
-	MaxInFlight     int           // MAX_IN_FLIGHT
-	FeedPoll        time.Duration // FEED_POLL
-	MaxFollowers    int           // FEED_MAX_FOLLOWERS
-	ShutdownTimeout time.Duration
-	Retention       time.Duration // 0: keep everything
+	MetricsAddr    string
+	DatabaseURL    string
+	LogFormat      string // text, json or "" (auto: text on a terminal)
+	LogLevel       string
+	AuthMode       string // token or none
+	BootstrapToken string
+	Limits         domain.Limits
+	MaxBodyBytes   int64
+	MaxInFlight    int           // MAX_IN_FLIGHT
+	FeedPoll       time.Duration // FEED_POLL
+	MaxFollowers   int           // FEED_MAX_FOLLOWERS
+
+	// Webhooks: WEBHOOK_ALLOW (private targets allowed), WEBHOOK_ALLOW_HTTP,
+	// WEBHOOK_TIMEOUT, WEBHOOK_BATCH, WEBHOOK_MAX_FAILURES.
+	WebhookAllow       []string
+	WebhookAllowHTTP   bool
+	WebhookTimeout     time.Duration
+	WebhookBatch       int
+	WebhookMaxFailures int
+	ShutdownTimeout    time.Duration
+	Retention          time.Duration // 0: keep everything
 
 	// BodyMemoryBudget is BODY_MEMORY_BUDGET: the request body bytes held
 	// at once, server-wide, by the requests being served.
@@ -258,6 +267,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.PprofAddr = e.addr("", "PPROF_ADDR")
 	c.PprofAllowRemote = e.oneOf("false", []string{"true", "false"}, "PPROF_ALLOW_REMOTE") == "true"
+	c.WebhookAllow = strings.FieldsFunc(e.str("", "WEBHOOK_ALLOW"), func(r rune) bool { return r == ',' || r == ' ' })
+	if _, err := webhook.NewGuard(c.WebhookAllow); err != nil {
+		e.fail("WEBHOOK_ALLOW", strings.Join(c.WebhookAllow, ","), err.Error())
+	}
+	c.WebhookAllowHTTP = e.oneOf("false", []string{"true", "false"}, "WEBHOOK_ALLOW_HTTP") == "true"
+	c.WebhookTimeout = e.duration(10*time.Second, "WEBHOOK_TIMEOUT")
+	c.WebhookBatch = int(e.integer(app.DefaultWebhookBatch, 1, 1000, "WEBHOOK_BATCH"))
+	c.WebhookMaxFailures = int(e.integer(app.DefaultWebhookMaxFailures, 1, 1000, "WEBHOOK_MAX_FAILURES"))
 	switch a := c.PprofAddr; {
 	case a == "" || strings.HasSuffix(a, ":0"):
 	case a == c.HTTPAddr:

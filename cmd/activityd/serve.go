@@ -19,6 +19,7 @@ import (
 	asynqjobs "github.com/activityd/activityd/adapters/jobs/asynq"
 	"github.com/activityd/activityd/adapters/jobs/inprocess"
 	"github.com/activityd/activityd/adapters/telemetry"
+	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/ports"
 )
@@ -85,6 +86,7 @@ type useCases struct {
 	counts *app.Counts
 	tokens *app.Tokens
 	feed   *app.Feed
+	hooks  *app.Webhooks
 	cache  ports.Cache // nil: none
 }
 
@@ -106,7 +108,39 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 		return useCases{}, err
 	}
 	tokens := app.NewTokens(p.store, ports.SystemClock)
-	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, cache: cacheCfg.Cache}, nil
+	hooks, err := p.startWebhooks(ctx, feed)
+	if err != nil {
+		return useCases{}, err
+	}
+	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, hooks: hooks, cache: cacheCfg.Cache}, nil
+}
+
+// startWebhooks builds the webhook use cases and starts their dispatcher,
+// which delivers the change feed to every subscription until close.
+func (p *process) startWebhooks(ctx context.Context, feed *app.Feed) (*app.Webhooks, error) {
+	cfg := p.cfg
+	guard, err := webhook.NewGuard(cfg.WebhookAllow) // checked by loadConfig
+	if err != nil {
+		return nil, err
+	}
+	sender := webhook.NewSender(guard.Client(cfg.WebhookTimeout), httpapi.AppendChange, "activityd/"+version)
+	hooks := app.NewWebhooks(p.store, p.store, feed.Changed, app.WebhooksConfig{
+		Sender:      sender,
+		CheckURL:    func(u string) error { return guard.CheckURL(u, cfg.WebhookAllowHTTP) },
+		NewSecret:   webhook.NewSecret,
+		Batch:       cfg.WebhookBatch,
+		MaxFailures: cfg.WebhookMaxFailures,
+		Poll:        cfg.FeedPoll,
+		Logger:      p.log,
+	})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hooks.Run(runCtx)
+	}()
+	p.onClose(func() { stop(); <-done }) // before the store closes
+	return hooks, nil
 }
 
 // startCounting builds the counting use cases and starts their job. With
@@ -202,6 +236,7 @@ func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, er
 		Events:       uc.events,
 		Counts:       uc.counts,
 		Feed:         uc.feed,
+		Webhooks:     uc.hooks,
 		MaxFollowers: cfg.MaxFollowers,
 		Auth:         auth.Chain(jwtAuth, uc.tokens),
 		Storage:      p.store,

@@ -40,14 +40,22 @@ const (
 	groupClients   = "Browser clients and migration"
 	groupCounting  = "Scheduled counting"
 	groupCache     = "Cache and Redis"
+	groupFeed      = "Change feed and webhooks"
 	groupOps       = "Logs, metrics and profiling"
 	groupMemory    = "Memory"
 	groupTelemetry = "OpenTelemetry (read by the OpenTelemetry SDK; any other OTEL_* variable of the specification too)"
 )
 
-var settingGroups = []string{groupServer, groupStore, groupAuth, groupLimits, groupClients, groupCounting, groupCache, groupOps, groupMemory, groupTelemetry}
+var settingGroups = []string{groupServer, groupStore, groupAuth, groupLimits, groupClients, groupCounting, groupCache, groupFeed, groupOps, groupMemory, groupTelemetry}
 
 func durationValue(d time.Duration) string { return d.String() }
+
+func listValue(vs []string) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	return strings.Join(vs, ",")
+}
 
 func durationOr(d time.Duration, zero string) string {
 	if d == 0 {
@@ -154,12 +162,6 @@ var settings = []setting{
 		Value:   func(c config) string { return intValue(c.BodyMemoryBudget) }},
 	{Name: "MAX_IN_FLIGHT", Group: groupLimits, Default: "256",
 		Meaning: "requests served at once; one more is answered 503 overloaded", Value: func(c config) string { return intValue(c.MaxInFlight) }},
-	{Name: "FEED_MAX_FOLLOWERS", Group: groupLimits, Default: "1024",
-		Meaning: "GET /v1/changes requests open at once (long polls, event streams), apart from MAX_IN_FLIGHT",
-		Value:   func(c config) string { return intValue(c.MaxFollowers) }},
-	{Name: "FEED_POLL", Group: groupLimits, Default: "500ms",
-		Meaning: "how often a waiting feed reader looks for changes other processes made (this one's wake it at once)",
-		Value:   func(c config) string { return durationValue(c.FeedPoll) }},
 	{Name: "TRUSTED_PROXIES", Group: groupLimits, Default: "none",
 		Meaning: "addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded names the client",
 		Value:   func(c config) string { return prefixesValue(c.TrustedProxies) }},
@@ -236,6 +238,24 @@ var settings = []setting{
 	{Name: "PPROF_ADDR", Group: groupOps, Default: "unset",
 		Meaning: "a listener of its own for Go's profiler (/debug/pprof/), loopback only",
 		Value:   func(c config) string { return c.PprofAddr }},
+	{Name: "FEED_MAX_FOLLOWERS", Group: groupFeed, Default: "1024",
+		Meaning: "GET /v1/changes requests open at once (long polls, event streams), apart from MAX_IN_FLIGHT",
+		Value:   func(c config) string { return intValue(c.MaxFollowers) }},
+	{Name: "FEED_POLL", Group: groupFeed, Default: "500ms",
+		Meaning: "how often a waiting feed reader looks for changes other processes made (this one's wake it at once)",
+		Value:   func(c config) string { return durationValue(c.FeedPoll) }},
+	{Name: "WEBHOOK_ALLOW", Group: groupFeed, Default: "none",
+		Meaning: "CIDR ranges or host names that webhooks may target although private, loopback or link-local (refused otherwise)",
+		Value:   func(c config) string { return listValue(c.WebhookAllow) }},
+	{Name: "WEBHOOK_ALLOW_HTTP", Group: groupFeed, Default: "false",
+		Meaning: "true: webhook URLs may be http:// (https only otherwise)", Value: func(c config) string { return strconv.FormatBool(c.WebhookAllowHTTP) }},
+	{Name: "WEBHOOK_BATCH", Group: groupFeed, Default: "100",
+		Meaning: "changes one webhook delivery carries at most", Value: func(c config) string { return intValue(c.WebhookBatch) }},
+	{Name: "WEBHOOK_MAX_FAILURES", Group: groupFeed, Default: "10",
+		Meaning: "failed attempts in a row (retried with exponential backoff, 1 s to 1 h) that pause a subscription",
+		Value:   func(c config) string { return intValue(c.WebhookMaxFailures) }},
+	{Name: "WEBHOOK_TIMEOUT", Group: groupFeed, Default: "10s",
+		Meaning: "how long a receiver has to answer a delivery", Value: func(c config) string { return durationValue(c.WebhookTimeout) }},
 	{Name: "PPROF_ALLOW_REMOTE", Group: groupOps, Default: "false",
 		Meaning: "true: accept a PPROF_ADDR that is not loopback", Value: func(c config) string { return strconv.FormatBool(c.PprofAllowRemote) }},
 
