@@ -109,7 +109,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 			NewSecret: webhook.NewSecret,
 			Clock:     clock,
 		}),
-		Logger:  slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg, f)
