@@ -29,7 +29,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick faults memory export-memory run
+.PHONY: test bench bench-go bench-load bench-quick faults memory export-memory feed-drill run
 
 test:
 	$(GO) test -race ./...
@@ -63,6 +63,13 @@ memory:
 	@mkdir -p $(BENCH_OUT)
 	MEMORY_LOAD_SECONDS=$${MEMORY_LOAD_SECONDS:-60} \
 	$(GO) test -count=1 -v -run '^TestMemory$$' -timeout=60m ./test/e2e/ | tee $(BENCH_OUT)/memory.txt
+
+# TestFeedGapFree at full length: 60 s of writes, readers and a SIGKILL on
+# SQLite and PostgreSQL, with the race detector (CI runs 6 s;
+# FEED_DRILL_SECONDS wins)
+feed-drill:
+	FEED_DRILL_SECONDS=$${FEED_DRILL_SECONDS:-60} \
+	$(GO) test -race -count=1 -v -run '^TestFeedGapFree$$' -timeout=30m ./test/e2e/
 
 run:
 	$(GO) run ./cmd/activityd

@@ -250,6 +250,19 @@ func (p *Proc) Stop(t *testing.T) error {
 	}
 }
 
+// Kill sends SIGKILL — a crash: no graceful shutdown, nothing drained —
+// and waits until the process is gone; the test fails if it has not exited
+// 30s later.
+func (p *Proc) Kill(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("activityd did not exit within 30s of SIGKILL\n%s", p.Logs())
+	}
+}
+
 // BootstrapToken is the admin token serve printed on its first start; the
 // test fails if there is none.
 func (p *Proc) BootstrapToken(t *testing.T) string {
