@@ -360,32 +360,39 @@ func (w *Webhooks) Deliveries(ctx context.Context, p domain.Principal, id string
 	return out, nil
 }
 
-// Step is the outcome of one Deliver.
-type Step struct {
-	Delivered int       // changes delivered (0: none)
-	Skipped   bool      // changes read matched nothing, and were passed over
-	Idle      bool      // nothing to deliver now
-	Failed    bool      // the attempt failed
-	RetryAt   time.Time // when failed: the next attempt is due then
-	Paused    bool      // the subscription is paused (or was just paused)
+var _ ports.WebhookJob = (*Webhooks)(nil)
+
+// Active implements ports.WebhookJob.
+func (w *Webhooks) Active(ctx context.Context) ([]string, error) {
+	subs, err := w.store.Subscriptions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	var ids []string
+	for _, s := range subs {
+		if !s.State.Paused {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids, nil
 }
 
-// Deliver makes one step of subscription id's delivery: the next batch of
+// Deliver implements ports.WebhookJob: one step of subscription id's delivery: the next batch of
 // its changes (or the pending one, again, after a failure), delivered and
 // recorded, its position moved on only after the receiver answered 2xx,
 // so every change is delivered at least once and in feed order.
-func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
+func (w *Webhooks) Deliver(ctx context.Context, id string) (ports.DeliveryStep, error) {
 	s, err := w.store.Subscription(ctx, id)
 	if err != nil {
-		return Step{}, fmt.Errorf("webhook %s: %w", id, err)
+		return ports.DeliveryStep{}, fmt.Errorf("webhook %s: %w", id, err)
 	}
 	st := s.State
 	now := w.cfg.Clock.Now()
 	if st.Paused {
-		return Step{Paused: true, Idle: true}, nil
+		return ports.DeliveryStep{Paused: true, Idle: true}, nil
 	}
 	if now.Before(st.NextTry) {
-		return Step{Failed: true, RetryAt: st.NextTry}, nil
+		return ports.DeliveryStep{Failed: true, RetryAt: st.NextTry}, nil
 	}
 	until := st.Pending
 	limit := w.cfg.Batch
@@ -394,7 +401,7 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
 	for until == 0 || last < until {
 		cs, err := w.feed.Changes(ctx, domain.ChangeFilter{After: last, Limit: limit})
 		if err != nil {
-			return Step{}, fmt.Errorf("webhook %s: %w", id, err)
+			return ports.DeliveryStep{}, fmt.Errorf("webhook %s: %w", id, err)
 		}
 		for _, c := range cs {
 			if until != 0 && c.Position > until {
@@ -410,21 +417,21 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
 		}
 		// A full page matched nothing: pass over it and read on.
 		if err := w.setState(ctx, s, domain.DeliveryState{Position: last}); err != nil {
-			return Step{}, err
+			return ports.DeliveryStep{}, err
 		}
-		return Step{Skipped: true}, nil
+		return ports.DeliveryStep{Skipped: true}, nil
 	}
 	if until != 0 {
 		last = until
 	}
 	if last == st.Position {
-		return Step{Idle: true}, nil
+		return ports.DeliveryStep{Idle: true}, nil
 	}
 	if len(matched) == 0 { // read changes, none for this subscription
 		if err := w.setState(ctx, s, domain.DeliveryState{Position: last}); err != nil {
-			return Step{}, err
+			return ports.DeliveryStep{}, err
 		}
-		return Step{Skipped: true}, nil
+		return ports.DeliveryStep{Skipped: true}, nil
 	}
 	m := ports.WebhookMessage{ID: fmt.Sprintf("%s_%d_%d", s.ID, st.Position+1, last), At: now, Changes: matched}
 	began := time.Now()
@@ -432,7 +439,7 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
 	d := domain.Delivery{Subscription: s.ID, MessageID: m.ID, First: matched[0].Position, Last: matched[len(matched)-1].Position,
 		Count: len(matched), Attempt: st.Failures + 1, At: domain.Normalize(now), Duration: time.Since(began), StatusCode: code}
 	next := domain.DeliveryState{Position: last}
-	step := Step{Delivered: len(matched)}
+	step := ports.DeliveryStep{Delivered: len(matched)}
 	if sendErr != nil {
 		d.Error = sendErr.Error()
 		next = st
@@ -441,7 +448,7 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
 		next.LastError = d.Error
 		next.NextTry = domain.Normalize(now.Add(w.cfg.Backoff(next.Failures)))
 		next.Paused = next.Failures >= w.cfg.MaxFailures
-		step = Step{Failed: true, RetryAt: next.NextTry, Paused: next.Paused}
+		step = ports.DeliveryStep{Failed: true, RetryAt: next.NextTry, Paused: next.Paused}
 		if next.Paused {
 			w.log.Warn("webhook paused after repeated failures", "subscription", s.ID, "failures", next.Failures, "err", sendErr)
 		}
@@ -450,7 +457,7 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (Step, error) {
 		w.log.Warn("webhook delivery log", "subscription", s.ID, "err", err)
 	}
 	if err := w.setState(ctx, s, next); err != nil {
-		return Step{}, err
+		return ports.DeliveryStep{}, err
 	}
 	return step, nil
 }
@@ -508,17 +515,17 @@ func (w *Webhooks) Run(ctx context.Context) {
 	tick := time.NewTicker(w.cfg.Poll)
 	defer tick.Stop()
 	for {
-		subs, err := w.store.Subscriptions(ctx)
+		ids, err := w.Active(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Warn("webhooks: list subscriptions", "err", err)
 		}
 		mu.Lock()
-		for _, s := range subs {
-			if _, ok := running[s.ID]; ok || s.State.Paused {
+		for _, id := range ids {
+			if _, ok := running[id]; ok {
 				continue
 			}
 			sctx, cancel := context.WithCancel(ctx)
-			running[s.ID] = cancel
+			running[id] = cancel
 			wg.Add(1)
 			go func(id string) {
 				defer wg.Done()
@@ -527,7 +534,7 @@ func (w *Webhooks) Run(ctx context.Context) {
 				delete(running, id)
 				mu.Unlock()
 				cancel()
-			}(s.ID)
+			}(id)
 		}
 		mu.Unlock()
 		select {

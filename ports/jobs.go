@@ -38,3 +38,25 @@ type Jobs interface {
 	// waiting is not queued twice.
 	Enqueue(ctx context.Context, ws []domain.Window) error
 }
+
+// DeliveryStep is the outcome of one step of a subscription's webhook
+// delivery (WebhookJob.Deliver).
+type DeliveryStep struct {
+	Delivered int       // changes delivered (0: none)
+	Skipped   bool      // the changes read matched nothing, and were passed over
+	Idle      bool      // nothing to deliver now
+	Failed    bool      // the attempt failed, or a retry is not due yet
+	RetryAt   time.Time // when Failed: the next attempt is due then
+	Paused    bool      // the subscription is paused (or was just paused)
+}
+
+// WebhookJob is the webhook delivery work as a jobs adapter runs it (the
+// in-process dispatcher, or asynq's workers): *app.Webhooks implements it.
+type WebhookJob interface {
+	// Active returns the ids of the subscriptions that are not paused.
+	Active(ctx context.Context) ([]string, error)
+	// Deliver makes one step of subscription id's delivery; steps of one
+	// subscription must not run at once (a second one would repeat a
+	// message, never lose one).
+	Deliver(ctx context.Context, id string) (DeliveryStep, error)
+}

@@ -117,7 +117,12 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	// No ports.Jobs: the worker computes, it never enqueues.
 	counts := p.newCounts(nil, cacheCfg)
+	hooks, err := p.newWebhooks(nil)
+	if err != nil {
+		return err
+	}
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{
+		Webhooks:        hooks,
 		Redis:           opts,
 		Concurrency:     cfg.WorkerConcurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,

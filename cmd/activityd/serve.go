@@ -115,31 +115,37 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, hooks: hooks, cache: cacheCfg.Cache}, nil
 }
 
-// startWebhooks builds the webhook use cases and starts their dispatcher,
-// which delivers the change feed to every subscription until close.
+// startWebhooks builds the webhook use cases and starts their delivery
+// until close: in this process (the dispatcher), or, with REDIS_URL, as
+// asynq tasks that `activityd worker` runs (this process enqueues them).
 func (p *process) startWebhooks(ctx context.Context, feed *app.Feed) (*app.Webhooks, error) {
-	cfg := p.cfg
-	guard, err := webhook.NewGuard(cfg.WebhookAllow) // checked by loadConfig
+	hooks, err := p.newWebhooks(feed.Changed)
 	if err != nil {
 		return nil, err
 	}
-	sender := webhook.NewSender(guard.Client(cfg.WebhookTimeout), httpapi.AppendChange, "activityd/"+version)
-	hooks := app.NewWebhooks(p.store, p.store, feed.Changed, app.WebhooksConfig{
-		Sender:      sender,
-		CheckURL:    func(u string) error { return guard.CheckURL(u, cfg.WebhookAllowHTTP) },
-		NewSecret:   webhook.NewSecret,
-		Batch:       cfg.WebhookBatch,
-		MaxFailures: cfg.WebhookMaxFailures,
-		Poll:        cfg.FeedPoll,
-		Logger:      p.log,
-	})
+	run := func(ctx context.Context) { hooks.Run(ctx) }
+	runner := "in-process"
+	if p.cfg.RedisURL != "" {
+		opts, err := rediscache.ParseURL(p.cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		d, err := asynqjobs.NewDeliveries(asynqjobs.DeliveriesConfig{Redis: opts, Wake: feed.Changed, Poll: p.cfg.FeedPoll, Logger: p.log})
+		if err != nil {
+			return nil, err
+		}
+		p.onClose(func() { _ = d.Close() })
+		run = func(ctx context.Context) { _ = d.Run(ctx, hooks) }
+		runner = "asynq"
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		hooks.Run(runCtx)
+		run(runCtx)
 	}()
 	p.onClose(func() { stop(); <-done }) // before the store closes
+	p.log.Debug("webhook deliveries started", "runner", runner)
 	return hooks, nil
 }
 
@@ -184,6 +190,27 @@ func (p *process) startCounting(ctx context.Context, cacheCfg app.CacheConfig) (
 	log.Info("counting job scheduled", "schedule", cfg.CountSchedule, "max_catchup", cfg.CountMaxCatchup,
 		"runner", "in-process")
 	return counts, nil
+}
+
+// newWebhooks builds the webhook use cases over the process's store,
+// delivering through the SSRF guard (WEBHOOK_ALLOW) with the /v1 feed's
+// rendering of changes.
+func (p *process) newWebhooks(wake func() <-chan struct{}) (*app.Webhooks, error) {
+	cfg := p.cfg
+	guard, err := webhook.NewGuard(cfg.WebhookAllow) // checked by loadConfig
+	if err != nil {
+		return nil, err
+	}
+	sender := webhook.NewSender(guard.Client(cfg.WebhookTimeout), httpapi.AppendChange, "activityd/"+version)
+	return app.NewWebhooks(p.store, p.store, wake, app.WebhooksConfig{
+		Sender:      sender,
+		CheckURL:    func(u string) error { return guard.CheckURL(u, cfg.WebhookAllowHTTP) },
+		NewSecret:   webhook.NewSecret,
+		Batch:       cfg.WebhookBatch,
+		MaxFailures: cfg.WebhookMaxFailures,
+		Poll:        cfg.FeedPoll,
+		Logger:      p.log,
+	}), nil
 }
 
 // bootstrapToken creates the first admin token with AUTH_MODE=token when

@@ -59,6 +59,9 @@ type WorkerConfig struct {
 	// Propagator reads the trace context from the tasks' headers; it must
 	// match the enqueuers'. nil: otel.GetTextMapPropagator().
 	Propagator propagation.TextMapPropagator
+	// Webhooks, when not nil, delivers webhooks: the worker also takes the
+	// webhook:deliver tasks of queue QueueWebhooks.
+	Webhooks ports.WebhookJob
 }
 
 // Worker processes the counting tasks: each count:window task computes
@@ -67,6 +70,7 @@ type Worker struct {
 	cfg    WorkerConfig
 	log    *slog.Logger
 	job    ports.CountJob
+	hooks  ports.WebhookJob // nil: no webhook deliveries
 	rdb    redis.UniversalClient
 	srv    *asynq.Server
 	tracer trace.Tracer
@@ -87,11 +91,15 @@ func NewWorker(cfg WorkerConfig, job ports.CountJob) (*Worker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, log: log, job: job, rdb: redis.NewUniversalClient(cfg.Redis)}
+	w := &Worker{cfg: cfg, log: log, job: job, hooks: cfg.Webhooks, rdb: redis.NewUniversalClient(cfg.Redis)}
+	queues := map[string]int{Queue: 1}
+	if w.hooks != nil {
+		queues[QueueWebhooks] = 1
+	}
 	w.tracer, w.prop = tracing(cfg.TracerProvider, cfg.Propagator)
 	w.srv = asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
-		Queues:                   map[string]int{Queue: 1},
+		Queues:                   queues,
 		RetryDelayFunc:           w.retryDelay,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.failed),
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -111,6 +119,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.rdb.Close()
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeWindow, w.handle)
+	if w.hooks != nil {
+		mux.HandleFunc(TypeDeliver, w.deliver)
+	}
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("asynqjobs: start the worker: %w", err)
 	}
@@ -171,7 +182,12 @@ func decodeWindow(b []byte) (domain.Window, error) {
 
 // retryDelay is the backoff before retry n+1: RetryBase·2ⁿ, at most
 // RetryMax, plus up to a fifth more so that failed tasks spread out.
-func (w *Worker) retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+// A failed webhook delivery is retried when its subscription's backoff
+// says (retryAt).
+func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if r, ok := errors.AsType[*retryAt](err); ok {
+		return max(time.Until(r.at), 0)
+	}
 	d := w.cfg.RetryMax
 	if n < 32 {
 		d = min(w.cfg.RetryBase<<n, w.cfg.RetryMax)
@@ -185,6 +201,11 @@ func (w *Worker) retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 // failed logs a failed task: retried later, or dead (archived).
 func (w *Worker) failed(ctx context.Context, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
+	if _, ok := errors.AsType[*retryAt](err); ok {
+		// A receiver's failure: the subscription's delivery log has it.
+		w.log.DebugContext(ctx, "webhook delivery failed; retried", "task", id, "err", err)
+		return
+	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
