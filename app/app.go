@@ -28,6 +28,25 @@ type Events struct {
 	numbers legacyNumbers
 	// written is called after every write that changed events; nil: none.
 	written func()
+	// privacy is applied to metadata before anything is stored.
+	privacy domain.Privacy
+}
+
+// WithPrivacy applies p's rules (METADATA_RULES) to the metadata of every
+// event before it is stored: recorded on any surface, in batches, or
+// imported.
+func WithPrivacy(p domain.Privacy) Option {
+	return func(s *Events) { s.privacy = p }
+}
+
+// private applies the privacy rules to e's metadata.
+func (s *Events) private(e domain.Event) (domain.Event, error) {
+	md, err := s.privacy.Apply(e.Metadata)
+	if err != nil {
+		return domain.Event{}, domain.Invalid("metadata", domain.CodeMalformed, "%s", err.Error())
+	}
+	e.Metadata = md
+	return e, nil
 }
 
 // NotifyWrites has fn called after every write that changed events (the
@@ -134,6 +153,9 @@ func (s *Events) prepare(p domain.Principal, in domain.NewEvent) (domain.Event, 
 	}
 	e, err := s.limits.Validate(in, s.clock.Now())
 	if err != nil {
+		return domain.Event{}, err
+	}
+	if e, err = s.private(e); err != nil {
 		return domain.Event{}, err
 	}
 	if err := p.Authorize(domain.ScopeWrite, e.UserID); err != nil {

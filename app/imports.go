@@ -83,6 +83,9 @@ func (im *Imports) Store(ctx context.Context, p domain.Principal, rows []domain.
 	now := im.clock.Now()
 	for i, row := range rows {
 		e, err := im.events.limits.Imported(row, now)
+		if err == nil {
+			e, err = im.events.private(e)
+		}
 		if err != nil {
 			out[i] = Result{Outcome: Refused, Err: err}
 			continue

@@ -157,3 +157,28 @@ func TestRecordNumbered(t *testing.T) {
 		t.Fatalf("numbered without a numbering store: %s", e.ID)
 	}
 }
+
+// TestImportPrivacy: imported history goes through METADATA_RULES too.
+func TestImportPrivacy(t *testing.T) {
+	fx := newCountsFixture(t, app.CountsConfig{})
+	fx.clock.Set(hr(13))
+	rules, err := domain.ParsePrivacy("ip:mask-ip,password:drop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := app.NewEvents(fx.store, fx.clock, domain.DefaultLimits(), app.WithPrivacy(rules))
+	im := app.NewImports(fx.store, events, fx.counts, fx.clock)
+	row := domain.Past{ID: domain.LegacyID{System: domain.ActivityLogger, N: 9}.ID(), UserID: "6", Action: "login",
+		RecordedAt: hr(1), Metadata: []byte(`{"ip":"198.51.100.23","password":"p","keep":"k"}`)}
+	out, err := im.Store(context.Background(), importer, []domain.Past{row})
+	if err != nil || len(out) != 1 || out[0].Outcome != app.Imported {
+		t.Fatalf("Store = %+v, %v", out, err)
+	}
+	e, err := fx.store.Get(context.Background(), row.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e.Metadata) != `{"ip":"198.51.100.0","keep":"k"}` {
+		t.Errorf("imported metadata = %s", e.Metadata)
+	}
+}

@@ -74,6 +74,8 @@ type fixture struct {
 	// tests that send malformed requests by the thousand; authDisabled
 	// (AUTH_MODE=none) lets requests without credentials through.
 	skipRequestCheck, authDisabled bool
+
+	privacy domain.Privacy // METADATA_RULES (withPrivacy)
 }
 
 type option func(*httpapi.Config, *fixture)
@@ -82,6 +84,11 @@ type option func(*httpapi.Config, *fixture)
 // store itself.
 func withStore(wrap func(*memory.Store) ports.Events) option {
 	return func(_ *httpapi.Config, f *fixture) { f.events = wrap(f.store) }
+}
+
+// withPrivacy applies METADATA_RULES rules to every event recorded.
+func withPrivacy(p domain.Privacy) option {
+	return func(_ *httpapi.Config, f *fixture) { f.privacy = p }
 }
 
 func withConfig(fn func(*httpapi.Config)) option {
@@ -114,7 +121,7 @@ func newFixture(t testing.TB, opts ...option) *fixture {
 	for _, o := range opts {
 		o(&cfg, f)
 	}
-	cfg.Events = app.NewEvents(f.events, clock, domain.DefaultLimits(), app.NotifyWrites(feed.Notify))
+	cfg.Events = app.NewEvents(f.events, clock, domain.DefaultLimits(), app.NotifyWrites(feed.Notify), app.WithPrivacy(f.privacy))
 	f.srv = httpapi.NewServer(cfg)
 	f.authDisabled = cfg.AuthDisabled
 

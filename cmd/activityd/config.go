@@ -42,6 +42,12 @@ type config struct {
 	FeedPoll       time.Duration // FEED_POLL
 	MaxFollowers   int           // FEED_MAX_FOLLOWERS
 
+	// Privacy: METADATA_RULES with METADATA_HASH_KEY (its hash rules'
+	// secret), applied to metadata before anything is stored.
+	Privacy        domain.Privacy
+	MetadataRules  string
+	MetadataHashed bool // METADATA_HASH_KEY is set
+
 	// Webhooks: WEBHOOK_ALLOW (private targets allowed), WEBHOOK_ALLOW_HTTP,
 	// WEBHOOK_TIMEOUT, WEBHOOK_BATCH, WEBHOOK_MAX_FAILURES.
 	WebhookAllow       []string
@@ -270,6 +276,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.WebhookAllow = strings.FieldsFunc(e.str("", "WEBHOOK_ALLOW"), func(r rune) bool { return r == ',' || r == ' ' })
 	if _, err := webhook.NewGuard(c.WebhookAllow); err != nil {
 		e.fail("WEBHOOK_ALLOW", strings.Join(c.WebhookAllow, ","), err.Error())
+	}
+	c.MetadataRules = e.str("", "METADATA_RULES")
+	hashKey := e.str("", "METADATA_HASH_KEY")
+	c.MetadataHashed = hashKey != ""
+	if p, err := domain.ParsePrivacy(c.MetadataRules, []byte(hashKey)); err != nil {
+		e.fail("METADATA_RULES", c.MetadataRules, err.Error()+" (a hash rule needs METADATA_HASH_KEY)")
+	} else {
+		c.Privacy = p
 	}
 	c.WebhookAllowHTTP = e.oneOf("false", []string{"true", "false"}, "WEBHOOK_ALLOW_HTTP") == "true"
 	c.WebhookTimeout = e.duration(10*time.Second, "WEBHOOK_TIMEOUT")

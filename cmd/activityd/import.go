@@ -128,7 +128,7 @@ func importCmd(ctx context.Context, cfg config, args []string, stdout, stderr io
 			return err
 		}
 	}
-	var opts []app.Option
+	opts := []app.Option{app.WithPrivacy(cfg.Privacy)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}

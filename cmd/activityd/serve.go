@@ -98,7 +98,8 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 		return useCases{}, err
 	}
 	feed := app.NewFeed(p.store, p.cfg.FeedPoll)
-	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store), app.NotifyWrites(feed.Notify)}
+	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store), app.NotifyWrites(feed.Notify),
+		app.WithPrivacy(p.cfg.Privacy)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}

@@ -128,6 +128,22 @@ var settings = []setting{
 	{Name: "JWT_SECRET", Group: groupAuth, Default: "unset",
 		Meaning: "accept HS256 JWTs signed with this secret (at least 32 bytes)", Secret: true,
 		Value: func(c config) string { return c.JWTSecret }},
+	{Name: "METADATA_HASH_KEY", Group: groupLimits, Default: "unset",
+		Meaning: "the secret of METADATA_RULES' hash rules (at least 16 bytes); changing it changes every hash from then on", Secret: true,
+		Value: func(c config) string {
+			if c.MetadataHashed {
+				return "set"
+			}
+			return ""
+		}},
+	{Name: "METADATA_RULES", Group: groupLimits, Default: "none",
+		Meaning: "privacy rules applied to metadata before it is stored: path:drop, path:mask-ip (/24, /48) or path:hash (HMAC-SHA256), comma-separated; a path is a key or dotted keys",
+		Value: func(c config) string {
+			if r := c.Privacy.String(); r != "" {
+				return r
+			}
+			return "none"
+		}},
 	{Name: "JWT_JWKS_URL", Group: groupAuth, Default: "unset",
 		Meaning: "accept RS256/ES256 JWTs whose keys this JWKS serves",
 		Value:   func(c config) string { return redactURL(c.JWTJWKSURL) }},
