@@ -29,7 +29,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick faults memory export-memory feed-drill run
+.PHONY: test bench bench-go bench-load bench-quick bench-feed faults memory export-memory feed-drill run
 
 test:
 	$(GO) test -race ./...
@@ -43,6 +43,9 @@ bench-go:
 
 bench-load:
 	test/load/run.sh
+
+bench-feed:
+	test/load/feed.sh
 
 bench-quick:
 	BENCH_SEED_PG=$${BENCH_SEED_PG:-50000} BENCH_USERS=$${BENCH_USERS:-500} \

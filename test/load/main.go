@@ -65,6 +65,8 @@ type config struct {
 	label       string
 	headerBytes int   // the headers scenario's header size
 	bodyBytes   int64 // pad batch bodies to just under this; 0: no padding
+	followers   int   // SSE readers of the change feed during the load
+	webhooks    int   // webhook subscriptions delivering to this process during the load
 }
 
 var scenarios = []string{"create", "batch", "list", "mixed", "headers", "seed"}
@@ -105,12 +107,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.scenario == "seed" {
 		report(seed(ctx, cfg, client))
 	} else {
+		cons, err := startConsumers(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "load:", err)
+			return 1
+		}
+		defer cons.stop()
 		if cfg.warmup > 0 {
 			measure(ctx, cfg, client, cfg.warmup) // figures discarded
 		}
 		var all []summary
 		for i := 0; i < cfg.runs && ctx.Err() == nil; i++ {
+			followed, delivered := cons.followed.Load(), cons.delivered.Load()
 			s := measure(ctx, cfg, client, cfg.duration)
+			s.Followed, s.Delivered = cons.followed.Load()-followed, cons.delivered.Load()-delivered
 			s.Run = i + 1
 			all = append(all, s)
 			report(s)
@@ -155,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.label, "label", "", "free text copied into the output (e.g. the store)")
 	fs.IntVar(&cfg.headerBytes, "header-bytes", 1<<20, "size of the one large header of the headers scenario")
 	fs.Int64Var(&cfg.bodyBytes, "body-bytes", 0, "pad batch bodies to just under this many bytes (0: no padding)")
+	fs.IntVar(&cfg.followers, "followers", 0, "Server-Sent Events readers of GET /v1/changes running during the load")
+	fs.IntVar(&cfg.webhooks, "webhooks", 0, "webhook subscriptions delivering to a receiver in this process during the load (the server needs WEBHOOK_ALLOW=127.0.0.1/32 WEBHOOK_ALLOW_HTTP=true)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -206,6 +218,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-header-bytes must be 1..64 MiB")
 	case cfg.bodyBytes < 0 || cfg.bodyBytes > 1<<30:
 		return nil, errors.New("-body-bytes must be 0..1 GiB")
+	case cfg.followers < 0 || cfg.followers > 1000 || cfg.webhooks < 0 || cfg.webhooks > 100:
+		return nil, errors.New("-followers must be 0..1000 and -webhooks 0..100")
 	}
 	if cfg.scenario == "seed" && !set["d"] {
 		cfg.duration = 30 * time.Minute

@@ -34,6 +34,8 @@ type summary struct {
 	Errors      int64            `json:"errors"`           // failed requests and batch items
 	ByStatus    map[string]int64 `json:"errors_by_status"` // "503", "net", "item:422", ...
 	Stopped     string           `json:"stopped,omitempty"`
+	Followed    int64            `json:"feed_followed,omitempty"`     // changes the -followers received during the run
+	Delivered   int64            `json:"webhook_delivered,omitempty"` // changes the -webhooks receiver got during the run
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
@@ -108,6 +110,8 @@ func medianOf(runs []summary) summary {
 		P50:         pick(func(r summary) float64 { return r.P50 }),
 		P90:         pick(func(r summary) float64 { return r.P90 }),
 		P99:         pick(func(r summary) float64 { return r.P99 }),
+		Followed:    int64(pick(func(r summary) float64 { return float64(r.Followed) })),
+		Delivered:   int64(pick(func(r summary) float64 { return float64(r.Delivered) })),
 		Max:         pick(func(r summary) float64 { return r.Max }),
 		ByStatus:    map[string]int64{},
 	}
