@@ -122,7 +122,10 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	w, err := asynqjobs.NewWorker(asynqjobs.WorkerConfig{
-		Webhooks:        hooks,
+		Webhooks: hooks,
+		// Due retries and new tasks are looked for every FEED_POLL (asynq's
+		// defaults, 5 s and 1 s, would stretch a webhook's 1 s backoff).
+		PollInterval:    cfg.FeedPoll,
 		Redis:           opts,
 		Concurrency:     cfg.WorkerConcurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
