@@ -30,6 +30,14 @@ type Events struct {
 	written func()
 	// privacy is applied to metadata before anything is stored.
 	privacy domain.Privacy
+	// forget is told of every erasure (the feed's tail); nil: none.
+	forget func(domain.Erasure)
+}
+
+// ForgetErasures has fn told of every erasure this process makes (the
+// change feed's Erased, which empties the metadata its tail holds).
+func ForgetErasures(fn func(domain.Erasure)) Option {
+	return func(s *Events) { s.forget = fn }
 }
 
 // WithPrivacy applies p's rules (METADATA_RULES) to the metadata of every

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -23,13 +24,27 @@ const (
 
 // Feed is the change feed's use case: the changes after a position, as a
 // principal may see them, waiting for them when asked (long poll).
+//
+// Readers near the head are served from the tail: the latest changes,
+// read from the store once for every reader of this process (and for the
+// webhook dispatcher, through Changes), so that ten followers cost one
+// query per write, not ten. The tail is a contiguous run of positions read
+// in order from the store's committed prefix, so serving from it keeps the
+// feed's promise: no position is skipped.
 type Feed struct {
 	store ports.Changes
 	poll  time.Duration
 
 	mu   sync.Mutex
 	wake chan struct{} // closed, and replaced, by Notify
+
+	tailMu sync.Mutex
+	tail   []domain.Change // positions lo+1..hi, in order
+	lo, hi int64           // tail covers (lo, hi]; hi == -1: not read yet
 }
+
+// tailSize is how many of the latest changes the tail keeps.
+const tailSize = 4096
 
 // NewFeed returns the feed over store; waiting readers look at the store
 // every poll (0: DefaultFeedPoll) for changes made by other processes.
@@ -37,7 +52,7 @@ func NewFeed(store ports.Changes, poll time.Duration) *Feed {
 	if poll <= 0 {
 		poll = DefaultFeedPoll
 	}
-	return &Feed{store: store, poll: poll, wake: make(chan struct{})}
+	return &Feed{store: store, poll: poll, wake: make(chan struct{}), lo: -1, hi: -1}
 }
 
 // Notify wakes every waiting reader: this process stored a change.
@@ -135,8 +150,8 @@ func parseWait(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// Changes parses q for p and reads the feed (Read).
-func (f *Feed) Changes(ctx context.Context, p domain.Principal, q FeedQuery) (FeedPage, error) {
+// List parses q for p and reads the feed (Read).
+func (f *Feed) List(ctx context.Context, p domain.Principal, q FeedQuery) (FeedPage, error) {
 	r, err := f.Parse(p, q)
 	if err != nil {
 		return FeedPage{}, err
@@ -156,13 +171,15 @@ func (f *Feed) Read(ctx context.Context, r FeedRead) (FeedPage, error) {
 	}
 	for {
 		wake := f.woken() // before reading: a change stored after the read wakes us
-		cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: r.After, UserID: r.UserID, Limit: r.Limit})
+		cs, upTo, err := f.read(ctx, domain.ChangeFilter{After: r.After, UserID: r.UserID, Limit: r.Limit})
 		if err != nil {
 			return FeedPage{}, fmt.Errorf("read the change feed: %w", err)
 		}
 		if len(cs) > 0 {
 			return FeedPage{Changes: cs, Next: cs[len(cs)-1].Position}, nil
 		}
+		// None of r's up to upTo: continue from there.
+		r.After = max(r.After, upTo)
 		if deadline == nil {
 			return FeedPage{Changes: cs, Next: r.After}, nil
 		}
@@ -179,6 +196,114 @@ func (f *Feed) Read(ctx context.Context, r FeedRead) (FeedPage, error) {
 		}
 		poll.Stop()
 	}
+}
+
+// Changes implements ports.Changes over the tail, for readers of this
+// process that follow the feed without a principal (the webhook
+// dispatcher).
+func (f *Feed) Changes(ctx context.Context, filter domain.ChangeFilter) ([]domain.Change, error) {
+	cs, _, err := f.read(ctx, filter)
+	return cs, err
+}
+
+// FeedHead implements ports.Changes.
+func (f *Feed) FeedHead(ctx context.Context) (int64, error) { return f.store.FeedHead(ctx) }
+
+// read returns the changes filter selects, from the tail when filter.After
+// lies in it (refreshing it from the store when filter.After is at its
+// end), from the store otherwise. upTo is the last position it looked at:
+// filter's user had no change between filter.After and upTo.
+func (f *Feed) read(ctx context.Context, filter domain.ChangeFilter) (cs []domain.Change, upTo int64, err error) {
+	f.tailMu.Lock()
+	defer f.tailMu.Unlock()
+	if f.hi < 0 { // the tail starts at the head: older changes come from the store
+		head, err := f.store.FeedHead(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		f.lo, f.hi = head, head
+	}
+	if filter.After < f.lo {
+		f.tailMu.Unlock()
+		cs, err := f.store.Changes(ctx, filter)
+		f.tailMu.Lock()
+		return cs, filter.After, err
+	}
+	if filter.After >= f.hi {
+		if err := f.refresh(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+	// Positions in the tail increase, with holes where retention removed
+	// an event: search rather than index.
+	first := sort.Search(len(f.tail), func(i int) bool { return f.tail[i].Position > filter.After })
+	for i := first; i < len(f.tail) && len(cs) < filter.Limit; i++ {
+		c := f.tail[i]
+		upTo = c.Position
+		if filter.UserID == 0 || c.UserID() == filter.UserID {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) < filter.Limit {
+		upTo = f.hi // looked at every change up to hi
+	}
+	if cs == nil {
+		cs = []domain.Change{}
+	}
+	return cs, max(upTo, filter.After), nil
+}
+
+// Erased empties the metadata erasure e removed from the tail at once
+// (other processes' tails do it when they read e's change).
+func (f *Feed) Erased(e domain.Erasure) {
+	f.tailMu.Lock()
+	f.erased(e)
+	f.tailMu.Unlock()
+}
+
+// erased empties, in the tail, the metadata an erasure removed from the
+// store (whichever process made it), so the tail never serves it again.
+func (f *Feed) erased(e domain.Erasure) {
+	for i := range f.tail {
+		ev := &f.tail[i].Event
+		if f.tail[i].Erasure == nil && ev.UserID == e.UserID &&
+			(e.From.IsZero() || !ev.RecordedAt.Before(e.From)) && (e.To.IsZero() || ev.RecordedAt.Before(e.To)) {
+			ev.Metadata = domain.EmptyMetadata()
+		}
+	}
+}
+
+// refresh appends the changes after hi to the tail, dropping the oldest
+// beyond tailSize; the caller holds tailMu.
+func (f *Feed) refresh(ctx context.Context) error {
+	for {
+		cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: f.hi, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		// A change whose event retention removed is left out by the store:
+		// its position is then missing here, which is right (it is gone).
+		for _, c := range cs {
+			if c.Erasure != nil {
+				f.erased(*c.Erasure)
+			}
+		}
+		f.tail = append(f.tail, cs...)
+		f.hi = cs[len(cs)-1].Position
+		if len(cs) < 1000 {
+			break
+		}
+	}
+	if n := len(f.tail); n > tailSize {
+		f.tail = append(f.tail[:0:0], f.tail[n-tailSize:]...)
+	}
+	if len(f.tail) > 0 {
+		f.lo = f.tail[0].Position - 1
+	}
+	return nil
 }
 
 // Head returns the feed's last position.

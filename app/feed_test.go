@@ -3,11 +3,13 @@ package app_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
 	"github.com/activityd/activityd/test/stores"
 	"github.com/activityd/activityd/test/testenv"
 )
@@ -83,7 +85,7 @@ func TestFeedChanges(t *testing.T) {
 	if _, err := events.Transition(ctx, feedAlice, a.ID.String(), "IN_PROGRESS"); err != nil {
 		t.Fatal(err)
 	}
-	all, err := feed.Changes(ctx, feedAdmin, app.FeedQuery{})
+	all, err := feed.List(ctx, feedAdmin, app.FeedQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,18 +95,18 @@ func TestFeedChanges(t *testing.T) {
 	if c := all.Changes[2]; c.Kind != domain.ChangeStatus || c.Event.ID != a.ID || c.Event.Status != domain.StatusInProgress {
 		t.Errorf("third change = %s %s %s", c.Kind, c.Event.ID, c.Event.Status)
 	}
-	mine, err := feed.Changes(ctx, feedAlice, app.FeedQuery{})
+	mine, err := feed.List(ctx, feedAlice, app.FeedQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(mine.Changes) != 2 || mine.Changes[0].Position != 1 || mine.Changes[1].Position != 3 {
 		t.Errorf("alice's feed: %+v, want positions 1 and 3", mine.Changes)
 	}
-	rest, err := feed.Changes(ctx, feedAdmin, app.FeedQuery{After: "1", Limit: "1"})
+	rest, err := feed.List(ctx, feedAdmin, app.FeedQuery{After: "1", Limit: "1"})
 	if err != nil || len(rest.Changes) != 1 || rest.Next != 2 {
 		t.Errorf("after 1, limit 1: %+v, %v; want position 2", rest, err)
 	}
-	empty, err := feed.Changes(ctx, feedAdmin, app.FeedQuery{After: "3"})
+	empty, err := feed.List(ctx, feedAdmin, app.FeedQuery{After: "3"})
 	if err != nil || len(empty.Changes) != 0 || empty.Next != 3 {
 		t.Errorf("after the head: %+v, %v; want nothing, next 3", empty, err)
 	}
@@ -118,7 +120,7 @@ func TestFeedWait(t *testing.T) {
 	ctx := context.Background()
 	got := make(chan app.FeedPage, 1)
 	go func() {
-		page, err := feed.Changes(ctx, feedAlice, app.FeedQuery{Wait: "30s"})
+		page, err := feed.List(ctx, feedAlice, app.FeedQuery{Wait: "30s"})
 		if err != nil {
 			t.Error(err)
 		}
@@ -150,13 +152,13 @@ func TestFeedWait(t *testing.T) {
 		t.Fatal("a long poll was not woken by a write")
 	}
 
-	page, err := feed.Changes(ctx, feedAlice, app.FeedQuery{After: "2", Wait: "0.2s"})
+	page, err := feed.List(ctx, feedAlice, app.FeedQuery{After: "2", Wait: "0.2s"})
 	if err != nil || len(page.Changes) != 0 || page.Next != 2 {
 		t.Errorf("an idle wait: %+v, %v", page, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := feed.Changes(cctx, feedAlice, app.FeedQuery{After: "2", Wait: "10s"}); !errors.Is(err, context.Canceled) {
+	if _, err := feed.List(cctx, feedAlice, app.FeedQuery{After: "2", Wait: "10s"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("a canceled wait: %v", err)
 	}
 }
@@ -168,7 +170,7 @@ func TestFeedPoll(t *testing.T) {
 	feed := app.NewFeed(store, 20*time.Millisecond)
 	done := make(chan app.FeedPage, 1)
 	go func() {
-		page, err := feed.Changes(context.Background(), feedAdmin, app.FeedQuery{Wait: "20s"})
+		page, err := feed.List(context.Background(), feedAdmin, app.FeedQuery{Wait: "20s"})
 		if err != nil {
 			t.Error(err)
 		}
@@ -186,5 +188,116 @@ func TestFeedPoll(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a change made elsewhere never reached the waiting reader")
+	}
+}
+
+// countingChanges counts the store reads of the feed.
+type countingChanges struct {
+	store ports.Changes
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingChanges) FeedHead(ctx context.Context) (int64, error) { return c.store.FeedHead(ctx) }
+
+func (c *countingChanges) Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Change, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.store.Changes(ctx, f)
+}
+
+// TestFeedTail: readers at the head are served from the tail, one store
+// read for all of them; what they get is the store's order exactly; a
+// user's empty page moves its next position on; an erasure empties the
+// metadata the tail holds.
+func TestFeedTail(t *testing.T) {
+	store := stores.Memory(t)
+	counting := &countingChanges{store: store}
+	feed := app.NewFeed(counting, time.Hour)
+	events := app.NewEvents(store, testenv.NewClock(start), domain.DefaultLimits(), app.NotifyWrites(feed.Notify),
+		app.ForgetErasures(feed.Erased))
+	ctx := context.Background()
+	// The tail starts at the head: earlier changes come from the store.
+	if _, _, err := events.Record(ctx, feedAlice, domain.NewEvent{Action: "login", Metadata: []byte(`{"ip":"10.0.0.1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := feed.List(ctx, feedAdmin, app.FeedQuery{}); err != nil || len(page.Changes) != 1 {
+		t.Fatalf("from the start: %+v, %v", page, err)
+	}
+	const readers = 10
+	var wg sync.WaitGroup
+	got := make([][]domain.Change, readers)
+	for i := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			after := int64(1)
+			for len(got[i]) < 20 {
+				page, err := feed.Read(ctx, app.FeedRead{After: after, Limit: 7, Wait: 10 * time.Second})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = append(got[i], page.Changes...)
+				after = page.Next
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	counting.mu.Lock()
+	counting.reads = 0
+	counting.mu.Unlock()
+	for i := range 20 {
+		p := feedAlice
+		if i%2 == 1 {
+			p = feedBob
+		}
+		if _, _, err := events.Record(ctx, p, domain.NewEvent{Action: "login", Metadata: []byte(`{"ip":"10.0.0.1"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	counting.mu.Lock()
+	reads := counting.reads
+	counting.mu.Unlock()
+	if reads > 20+readers { // one per write at most (plus a last empty look each), not one per reader per write
+		t.Errorf("%d store reads for %d readers of 20 writes", reads, readers)
+	}
+	want, err := store.Changes(ctx, domain.ChangeFilter{After: 1, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range readers {
+		if len(got[i]) != len(want) {
+			t.Fatalf("reader %d got %d changes, want %d", i, len(got[i]), len(want))
+		}
+		for k := range want {
+			if got[i][k].Position != want[k].Position || got[i][k].Event.ID != want[k].Event.ID {
+				t.Fatalf("reader %d, change %d: %d %s, want %d %s", i, k, got[i][k].Position, got[i][k].Event.ID, want[k].Position, want[k].Event.ID)
+			}
+		}
+	}
+	// Bob's last change is 21; Alice's page after it is empty, and moves on.
+	page, err := feed.Read(ctx, app.FeedRead{After: 20, UserID: 1, Limit: 10})
+	if err != nil || len(page.Changes) != 0 || page.Next != 21 {
+		t.Errorf("alice after 20: %+v, %v; want nothing, next 21", page, err)
+	}
+	if _, err := events.Erase(ctx, feedAdmin, app.ErasureQuery{UserID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	page, err = feed.Read(ctx, app.FeedRead{After: 1, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range page.Changes {
+		if c.Erasure == nil && c.Event.UserID == 1 && string(c.Event.Metadata) != "{}" {
+			t.Fatalf("the tail still serves erased metadata: %+v", c)
+		}
+	}
+	// The erasure itself comes next (a page from the tail ends at its end).
+	rest, err := feed.Read(ctx, app.FeedRead{After: page.Next, Limit: 100})
+	if err != nil || len(rest.Changes) != 1 || rest.Changes[0].Kind != domain.ChangeErased || rest.Changes[0].Erasure.Count != 11 {
+		t.Errorf("after %d: %+v, %v; want the erasure of 11 events", page.Next, rest, err)
 	}
 }

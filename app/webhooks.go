@@ -22,6 +22,7 @@ const (
 	DefaultWebhookMaxFailures = 10
 	DefaultWebhookGrace       = 24 * time.Hour
 	DefaultWebhookMaxBackoff  = time.Hour
+	DefaultWebhookLinger      = 50 * time.Millisecond
 )
 
 // WebhooksConfig configures the webhook use cases.
@@ -46,7 +47,12 @@ type WebhooksConfig struct {
 	Grace time.Duration
 	// Poll is how often the dispatcher looks for changes and subscriptions
 	// other processes made (0: DefaultFeedPoll).
-	Poll   time.Duration
+	Poll time.Duration
+	// Linger is how long a delivery loop woken by a new change waits for
+	// more before it delivers, so that a busy feed goes out in batches
+	// rather than a request (and a log entry) per write. 0:
+	// DefaultWebhookLinger; negative: none.
+	Linger time.Duration
 	Logger *slog.Logger
 }
 
@@ -82,6 +88,9 @@ func NewWebhooks(store ports.Webhooks, feed ports.Changes, wake func() <-chan st
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultFeedPoll
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultWebhookLinger
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -578,11 +587,21 @@ func (w *Webhooks) loop(ctx context.Context, id string) {
 			continue
 		}
 		t := time.NewTimer(wait)
+		woken := false
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 		case <-wake:
+			woken = true
 		}
 		t.Stop()
+		if woken && w.cfg.Linger > 0 { // let the writes that follow join this delivery
+			t := time.NewTimer(w.cfg.Linger)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 }

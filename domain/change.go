@@ -12,10 +12,12 @@ const (
 	ChangeRecorded ChangeKind = "event.recorded"
 	// ChangeStatus: the event's status changed.
 	ChangeStatus ChangeKind = "event.status_changed"
+	// ChangeErased: a user's event metadata was erased (Change.Erasure).
+	ChangeErased ChangeKind = "user.erased"
 )
 
 // ChangeKinds lists every kind, in the order documentation shows them.
-var ChangeKinds = []ChangeKind{ChangeRecorded, ChangeStatus}
+var ChangeKinds = []ChangeKind{ChangeRecorded, ChangeStatus, ChangeErased}
 
 // Valid reports whether k is a known kind.
 func (k ChangeKind) Valid() bool {
@@ -38,7 +40,29 @@ type Change struct {
 	At time.Time
 	// Event is the event as of this change: its status and UpdatedAt are
 	// those the change left, the rest (metadata included) as stored now.
+	// The zero Event for ChangeErased.
 	Event Event
+	// Erasure is what a ChangeErased erased; nil for the other kinds.
+	Erasure *Erasure
+}
+
+// UserID is the user the change is about.
+func (c Change) UserID() int64 {
+	if c.Erasure != nil {
+		return c.Erasure.UserID
+	}
+	return c.Event.UserID
+}
+
+// Erasure removes the metadata of a user's events recorded in [From, To)
+// (zero bounds: unbounded), keeping everything else; it is itself a change
+// of the feed.
+type Erasure struct {
+	UserID   int64
+	From, To time.Time
+	By       string    // who asked
+	At       time.Time // when
+	Count    int64     // events whose metadata it removed
 }
 
 // ChangeFilter selects changes of the feed.

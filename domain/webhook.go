@@ -34,7 +34,7 @@ type SubscriptionFilter struct {
 // Match reports whether c passes f.
 func (f SubscriptionFilter) Match(c Change) bool {
 	return (len(f.Actions) == 0 || slices.Contains(f.Actions, c.Event.Action)) &&
-		(len(f.Users) == 0 || slices.Contains(f.Users, c.Event.UserID)) &&
+		(len(f.Users) == 0 || slices.Contains(f.Users, c.UserID())) &&
 		(len(f.Kinds) == 0 || slices.Contains(f.Kinds, c.Kind))
 }
 

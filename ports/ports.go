@@ -123,6 +123,16 @@ type Changes interface {
 	FeedHead(ctx context.Context) (int64, error)
 }
 
+// Erasures removes a user's event metadata (a person's right to erasure).
+type Erasures interface {
+	// Erase replaces with {} the metadata of e.UserID's events recorded in
+	// [e.From, e.To) (zero bounds: unbounded) that have any, and when it
+	// erased some records e, with its Count, as a ChangeErased change, in
+	// one transaction. It returns e with Count set. Erasing again erases
+	// nothing and records nothing.
+	Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error)
+}
+
 // Webhooks stores webhook subscriptions and their delivery log. Writes of a
 // subscription are compare-and-set on its Version: they return
 // domain.ErrConflict when the stored Version differs from the one given,
@@ -158,6 +168,7 @@ type Store interface {
 	Counts
 	Imports
 	Changes
+	Erasures
 	Webhooks
 	// Migrate brings the schema up to date; safe to call on every start and
 	// from several processes at once.

@@ -110,6 +110,9 @@ func (s *Server) streamChanges(w http.ResponseWriter, r *http.Request, rc *http.
 		return
 	}
 	read.Wait = sseHeartbeat
+	if read.Limit == app.FeedDefaultLimit {
+		read.Limit = app.FeedMaxLimit // a stream takes what there is
+	}
 	var b []byte
 	for {
 		page, err := s.feed.Read(r.Context(), read)
@@ -146,6 +149,11 @@ func appendChange(b []byte, c domain.Change) []byte {
 	b = appendString(b, string(c.Kind))
 	b = append(b, `,"at":"`...)
 	b = appendTime(b, c.At)
+	if c.Erasure != nil {
+		b = append(b, `","event":null,"erasure":`...)
+		b = appendErasure(b, *c.Erasure)
+		return append(b, '}')
+	}
 	b = append(b, `","event":`...)
 	b = appendEvent(b, c.Event)
 	return append(b, '}')

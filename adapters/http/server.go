@@ -258,6 +258,7 @@ func (s *Server) routes() {
 		r.Get("/v1/users/{user_id}/events", s.listEvents)
 		r.Get("/v1/events/export", s.exportEvents)
 		r.Get("/v1/users/{user_id}/events/export", s.exportEvents)
+		r.Post("/v1/users/{user_id}/erasure", s.eraseUser)
 		if s.countUC != nil {
 			r.Get("/v1/activity-counts", s.listCounts)
 			r.Get("/v1/users/{user_id}/activity-counts", s.listCounts)

@@ -117,7 +117,7 @@ func worker(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	// No ports.Jobs: the worker computes, it never enqueues.
 	counts := p.newCounts(nil, cacheCfg)
-	hooks, err := p.newWebhooks(nil)
+	hooks, err := p.newWebhooks(p.store, nil)
 	if err != nil {
 		return err
 	}

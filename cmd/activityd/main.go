@@ -63,6 +63,8 @@ commands:
   export    write the events that match filters as NDJSON or CSV, to a file
             or standard output, ending with a completion line
             (see activityd export -h)
+  erase     remove a user's event metadata (the right to erasure):
+            erase --user ID [--from TIME] [--to TIME]
   config    print the configuration in effect: every setting, its value
             and whether it came from the environment (secrets hidden)
   help config
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case "config":
 		return configCmd(args, getenv, stdout, stderr)
-	case "serve", "worker", "scheduler", "migrate", "token", "import", "export":
+	case "serve", "worker", "scheduler", "migrate", "token", "import", "export", "erase":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -116,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// GOGC and the soft memory limit MEMORY_LIMIT derives (gc.go): said at
 	// start by the long-running commands.
 	memLevel := slog.LevelInfo
-	if cmd == "migrate" || cmd == "token" || cmd == "import" || cmd == "export" {
+	if cmd == "migrate" || cmd == "token" || cmd == "import" || cmd == "export" || cmd == "erase" {
 		memLevel = slog.LevelDebug
 	}
 	tuneMemory(cfg.Memory, log, memLevel)
@@ -136,6 +138,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = importCmd(ctx, cfg, args, stdout, stderr, log)
 	case "export":
 		err = exportCmd(ctx, cfg, args, stdout, stderr, log)
+	case "erase":
+		err = eraseCmd(ctx, cfg, args, stdout, stderr, log)
 	}
 	var ue usageError
 	switch {

@@ -99,7 +99,7 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	}
 	feed := app.NewFeed(p.store, p.cfg.FeedPoll)
 	opts := []app.Option{app.WithObserver(p.appTel.observer), app.WithLegacyIDs(p.store), app.NotifyWrites(feed.Notify),
-		app.WithPrivacy(p.cfg.Privacy)}
+		app.WithPrivacy(p.cfg.Privacy), app.ForgetErasures(feed.Erased)}
 	if cacheCfg.Cache != nil {
 		opts = append(opts, app.WithCache(cacheCfg))
 	}
@@ -120,7 +120,7 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 // until close: in this process (the dispatcher), or, with REDIS_URL, as
 // asynq tasks that `activityd worker` runs (this process enqueues them).
 func (p *process) startWebhooks(ctx context.Context, feed *app.Feed) (*app.Webhooks, error) {
-	hooks, err := p.newWebhooks(feed.Changed)
+	hooks, err := p.newWebhooks(feed, feed.Changed)
 	if err != nil {
 		return nil, err
 	}
@@ -194,16 +194,17 @@ func (p *process) startCounting(ctx context.Context, cacheCfg app.CacheConfig) (
 }
 
 // newWebhooks builds the webhook use cases over the process's store,
-// delivering through the SSRF guard (WEBHOOK_ALLOW) with the /v1 feed's
-// rendering of changes.
-func (p *process) newWebhooks(wake func() <-chan struct{}) (*app.Webhooks, error) {
+// reading changes from changes (serve's app.Feed, whose tail its readers
+// share; the store elsewhere), delivering through the SSRF guard
+// (WEBHOOK_ALLOW) with the /v1 feed's rendering of changes.
+func (p *process) newWebhooks(changes ports.Changes, wake func() <-chan struct{}) (*app.Webhooks, error) {
 	cfg := p.cfg
 	guard, err := webhook.NewGuard(cfg.WebhookAllow) // checked by loadConfig
 	if err != nil {
 		return nil, err
 	}
 	sender := webhook.NewSender(guard.Client(cfg.WebhookTimeout), httpapi.AppendChange, "activityd/"+version)
-	return app.NewWebhooks(p.store, p.store, wake, app.WebhooksConfig{
+	return app.NewWebhooks(p.store, changes, wake, app.WebhooksConfig{
 		Sender:      sender,
 		CheckURL:    func(u string) error { return guard.CheckURL(u, cfg.WebhookAllowHTTP) },
 		NewSecret:   webhook.NewSecret,

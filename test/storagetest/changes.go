@@ -241,3 +241,72 @@ func testChangesConcurrent(t *testing.T, s ports.Store) {
 		}
 	}
 }
+
+// testErase: an erasure empties the metadata of the user's events in its
+// range only, keeps everything else, is one change of the feed (in the
+// user's own feed too) carrying who, when, how many and the range, and
+// erases nothing the second time.
+func testErase(t *testing.T, s ports.Store) {
+	ctx := t.Context()
+	base := time.Now().UTC().Truncate(time.Second)
+	in := newEvent(t, 5, "login", base, base, `{"ip":"10.0.0.1"}`)
+	out := newEvent(t, 5, "login", base.Add(time.Hour), base, `{"ip":"10.0.0.2"}`)
+	empty := newEvent(t, 5, "login", base.Add(time.Minute), base, `{}`)
+	other := newEvent(t, 6, "login", base, base, `{"ip":"10.0.0.3"}`)
+	if _, err := s.CreateMany(ctx, []domain.Event{in, out, empty, other}, "w"); err != nil {
+		t.Fatal(err)
+	}
+	at := base.Add(2 * time.Hour)
+	e := domain.Erasure{UserID: 5, From: base.Add(-time.Hour), To: base.Add(30 * time.Minute), By: "admin", At: at}
+	got, err := s.Erase(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Count != 1 {
+		t.Fatalf("Erase counted %d, want 1 (one event in range with metadata)", got.Count)
+	}
+	for _, c := range []struct {
+		e    domain.Event
+		want string
+	}{{in, `{}`}, {out, `{"ip":"10.0.0.2"}`}, {empty, `{}`}, {other, `{"ip":"10.0.0.3"}`}} {
+		stored, err := s.Get(ctx, c.e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(stored.Metadata) != c.want {
+			t.Errorf("event %s metadata = %s, want %s", c.e.ID, stored.Metadata, c.want)
+		}
+		if stored.Action != c.e.Action || stored.Status != c.e.Status || diffTime(stored.RecordedAt, c.e.RecordedAt) != "" {
+			t.Errorf("the erasure changed more than metadata: %+v", stored)
+		}
+	}
+	changes := feed(t, s, 0, 5, 100)
+	last := changes[len(changes)-1]
+	if last.Kind != domain.ChangeErased || last.Erasure == nil {
+		t.Fatalf("user 5's last change = %+v, want the erasure", last)
+	}
+	if er := *last.Erasure; er.UserID != 5 || er.Count != 1 || er.By != "admin" || diffTime(er.At, at) != "" ||
+		diffTime(er.From, e.From) != "" || diffTime(er.To, e.To) != "" {
+		t.Errorf("the erasure's change = %+v, want %+v with count 1", er, e)
+	}
+	if changes[0].Event.ID == in.ID && string(changes[0].Event.Metadata) != `{}` {
+		t.Errorf("the feed still shows erased metadata: %s", changes[0].Event.Metadata)
+	}
+	for _, c := range feed(t, s, 0, 6, 100) {
+		if c.Kind == domain.ChangeErased {
+			t.Error("user 6's feed holds user 5's erasure")
+		}
+	}
+	head, _ := s.FeedHead(ctx)
+	again, err := s.Erase(ctx, e)
+	if err != nil || again.Count != 0 {
+		t.Errorf("erasing again: %+v, %v; want nothing erased", again, err)
+	}
+	if h, _ := s.FeedHead(ctx); h != head {
+		t.Errorf("erasing nothing recorded a change: head %d → %d", head, h)
+	}
+	all, err := s.Erase(ctx, domain.Erasure{UserID: 5, By: "admin", At: at})
+	if err != nil || all.Count != 1 || !all.From.IsZero() || !all.To.IsZero() {
+		t.Errorf("erasing every event of user 5: %+v, %v; want the one left", all, err)
+	}
+}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"LegacyIDs", testLegacyIDs},
 		{"Changes", testChanges},
 		{"ChangesConcurrent", testChangesConcurrent},
+		{"Erase", testErase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,8 @@ type change struct {
 	at      time.Time
 	status  domain.Status
 	updated time.Time
-	r       *record
+	r       *record         // nil for an erasure
+	erasure *domain.Erasure // an erasure's
 }
 
 // Changes implements ports.Changes. Changes are appended under the store's
@@ -31,6 +32,13 @@ func (s *Store) Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Ch
 	out := []domain.Change{}
 	for i := max(f.After, 0); i < int64(len(s.changes)) && len(out) < f.Limit; i++ {
 		c := s.changes[i]
+		if c.erasure != nil {
+			if f.UserID == 0 || c.erasure.UserID == f.UserID {
+				er := *c.erasure
+				out = append(out, domain.Change{Position: i + 1, Kind: c.kind, At: c.at, Erasure: &er})
+			}
+			continue
+		}
 		if f.UserID != 0 && c.r.e.UserID != f.UserID {
 			continue
 		}
@@ -52,4 +60,30 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 		return 0, domain.ErrUnavailable
 	}
 	return int64(len(s.changes)), nil
+}
+
+// Erase implements ports.Erasures.
+func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.Erasure{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return domain.Erasure{}, domain.ErrUnavailable
+	}
+	e.Count = 0
+	for _, r := range s.ordered {
+		if r.e.UserID != e.UserID || (!e.From.IsZero() && r.e.RecordedAt.Before(e.From)) ||
+			(!e.To.IsZero() && !r.e.RecordedAt.Before(e.To)) || string(r.e.Metadata) == "{}" {
+			continue
+		}
+		r.e.Metadata = domain.EmptyMetadata()
+		e.Count++
+	}
+	if e.Count > 0 {
+		rec := e
+		s.changes = append(s.changes, change{kind: domain.ChangeErased, at: e.At, erasure: &rec})
+	}
+	return e, nil
 }

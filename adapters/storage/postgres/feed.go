@@ -83,14 +83,18 @@ func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
 // changesSQL reads the feed after $1, at most $2 changes selected by
 // where; each change's event by its partition key. Two statements, not one
 // with an optional user, so that each keeps its own index in a generic
-// plan.
+// plan. An erasure has no event: its columns of the LEFT JOIN are filled
+// in; another change whose event is gone (retention) is left out.
 func changesSQL(where string) string {
 	return `
-SELECT c.position, c.kind, c.at, c.status, c.updated_at, ` + prefixed("e") + `
+SELECT c.position, c.kind, c.at, c.status, c.updated_at, coalesce(c.detail::text, ''),
+       coalesce(e.id, c.event_id), coalesce(e.user_id, c.user_id), coalesce(e.action, 'erased'), coalesce(e.status, 'PENDING'),
+       coalesce(e.occurred_at, c.at), coalesce(e.recorded_at, c.at), coalesce(e.updated_at, c.at), coalesce(e.metadata, '{}')
 FROM (
     SELECT * FROM changes WHERE position > $1` + where + ` ORDER BY position LIMIT $2
 ) c
-JOIN events e ON e.id = c.event_id AND e.recorded_at = c.event_recorded_at
+LEFT JOIN events e ON e.id = c.event_id AND e.recorded_at = c.event_recorded_at
+WHERE e.id IS NOT NULL OR c.kind = ` + strconv.Itoa(storage.KindErased) + `
 ORDER BY c.position`
 }
 
@@ -117,17 +121,25 @@ func (s *Store) Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Ch
 		var (
 			c       domain.Change
 			kind    int
-			status  domain.Status
+			status  string
+			detail  []byte
 			updated = c.Event.UpdatedAt
 		)
-		dest := append([]any{&c.Position, &kind, timeScanner{&c.At}, statusScanner{&status}, timeScanner{&updated}}, eventDest(&c.Event)...)
+		dest := append([]any{&c.Position, &kind, timeScanner{&c.At}, &status, timeScanner{&updated}, &detail}, eventDest(&c.Event)...)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("postgres: read the change feed: %w", wrap(err))
 		}
 		if c.Kind, err = storage.ChangeKind(kind); err != nil {
 			return nil, fmt.Errorf("postgres: read the change feed: %w", err)
 		}
-		c.Event.Status, c.Event.UpdatedAt = status, updated
+		if kind == storage.KindErased {
+			if c.Erasure, err = storage.ParseErasure(c.Event.UserID, c.At, detail); err != nil {
+				return nil, fmt.Errorf("postgres: read the change feed: %w", err)
+			}
+			c.Event = domain.Event{}
+		} else {
+			c.Event.Status, c.Event.UpdatedAt = domain.Status(status), updated
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -145,4 +157,42 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("postgres: read the change feed's head: %w", wrap(err))
 	}
 	return head, nil
+}
+
+// eraseSQL erases the metadata of user $1's events recorded in [$2, $3)
+// and, when it erased some, records the erasure ($4 its time, $5 its
+// detail without the count) as a change, numbered like every other.
+var eraseSQL = `
+WITH upd AS (
+    UPDATE events SET metadata = '{}'
+    WHERE user_id = $1 AND recorded_at >= $2::timestamptz AND recorded_at < $3::timestamptz AND metadata::text <> '{}'
+    RETURNING 1
+), n AS (
+    SELECT count(*) AS n FROM upd
+), head AS (
+    UPDATE feed_head SET last = last + 1 WHERE (SELECT n FROM n) > 0 RETURNING last
+), feed AS (
+    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, detail)
+    SELECT h.last, ` + strconv.Itoa(storage.KindErased) + `, '00000000-0000-0000-0000-000000000000', $4::timestamptz, $1,
+           $4::timestamptz, '', $4::timestamptz, $5::jsonb || jsonb_build_object('count', (SELECT n FROM n))
+    FROM head h
+)
+SELECT n FROM n`
+
+// Erase implements ports.Erasures in one statement.
+func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	from, to := any("-infinity"), any("infinity")
+	if !e.From.IsZero() {
+		from = e.From.UTC()
+	}
+	if !e.To.IsZero() {
+		to = e.To.UTC()
+	}
+	e.Count = 0
+	if err := s.db.QueryRowContext(ctx, eraseSQL, e.UserID, from, to, e.At.UTC(), storage.ErasureDetail(e)).Scan(&e.Count); err != nil {
+		return domain.Erasure{}, fmt.Errorf("postgres: erase user %d: %w", e.UserID, wrap(err))
+	}
+	return e, nil
 }

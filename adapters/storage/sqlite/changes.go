@@ -2,6 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
@@ -9,20 +15,25 @@ import (
 
 // changeRow is a changes row joined to its event.
 type changeRow struct {
-	Position  int64  `db:"position"`
-	Kind      int    `db:"kind"`
-	At        int64  `db:"at"`
-	Status    string `db:"c_status"`
-	UpdatedAt int64  `db:"c_updated_at"`
+	Position  int64          `db:"position"`
+	Kind      int            `db:"kind"`
+	At        int64          `db:"at"`
+	Status    string         `db:"c_status"`
+	UpdatedAt int64          `db:"c_updated_at"`
+	Detail    sql.NullString `db:"detail"`
 	eventRow
 }
 
 // changesSelect reads changes from "changes c" with index hint (its
 // INDEXED BY clause, or nothing) and where.
 func changesSelect(hint, where string) string {
-	return `SELECT c.position, c.kind, c.at, c.status AS c_status, c.updated_at AS c_updated_at,
-	e.id, e.user_id, e.action, e.status, e.occurred_at, e.recorded_at, e.updated_at, e.metadata
-FROM changes c ` + hint + ` JOIN events e ON e.id = c.event_id ` + where + ` ORDER BY c.position LIMIT ?`
+	// An erasure has no event: the columns of the LEFT JOIN are filled in.
+	return `SELECT c.position, c.kind, c.at, c.status AS c_status, c.updated_at AS c_updated_at, c.detail,
+	coalesce(e.id, c.event_id) AS id, coalesce(e.user_id, c.user_id) AS user_id, coalesce(e.action, '') AS action,
+	coalesce(e.status, '') AS status, coalesce(e.occurred_at, c.at) AS occurred_at, coalesce(e.recorded_at, c.at) AS recorded_at,
+	coalesce(e.updated_at, c.at) AS updated_at, coalesce(e.metadata, '{}') AS metadata
+FROM changes c ` + hint + ` LEFT JOIN events e ON e.id = c.event_id ` + where +
+		` AND (e.id IS NOT NULL OR c.kind = ` + strconv.Itoa(storage.KindErased) + `) ORDER BY c.position LIMIT ?`
 }
 
 // Changes implements ports.Changes. A change's event is gone only after
@@ -43,16 +54,23 @@ func (s *Store) Changes(ctx context.Context, f domain.ChangeFilter) ([]domain.Ch
 	}
 	out := make([]domain.Change, len(rows))
 	for i, r := range rows {
-		e, err := r.event()
-		if err != nil {
-			return nil, mapErr("read the change feed", err)
-		}
 		kind, err := storage.ChangeKind(r.Kind)
 		if err != nil {
 			return nil, mapErr("read the change feed", err)
 		}
+		out[i] = domain.Change{Position: r.Position, Kind: kind, At: fromMicros(r.At)}
+		if r.Kind == storage.KindErased {
+			if out[i].Erasure, err = storage.ParseErasure(r.UserID, out[i].At, []byte(r.Detail.String)); err != nil {
+				return nil, mapErr("read the change feed", err)
+			}
+			continue
+		}
+		e, err := r.event()
+		if err != nil {
+			return nil, mapErr("read the change feed", err)
+		}
 		e.Status, e.UpdatedAt = domain.Status(r.Status), fromMicros(r.UpdatedAt)
-		out[i] = domain.Change{Position: r.Position, Kind: kind, At: fromMicros(r.At), Event: e}
+		out[i].Event = e
 	}
 	return out, nil
 }
@@ -68,4 +86,34 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 		return 0, mapErr("read the change feed's head", err)
 	}
 	return head, nil
+}
+
+// Erase implements ports.Erasures in one write transaction.
+func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error) {
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !e.From.IsZero() {
+		from = micros(e.From)
+	}
+	if !e.To.IsZero() {
+		to = micros(e.To)
+	}
+	err := s.writeBulkTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE events SET metadata = '{}'
+			WHERE user_id = ? AND recorded_at >= ? AND recorded_at < ? AND metadata <> '{}'`, e.UserID, from, to)
+		if err != nil {
+			return err
+		}
+		if e.Count, err = res.RowsAffected(); err != nil || e.Count == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO changes (kind, event_id, user_id, at, status, updated_at, detail)
+			VALUES (?, ?, ?, ?, '', ?, ?)`, storage.KindErased, make([]byte, 16), e.UserID, micros(e.At), micros(e.At), storage.ErasureDetail(e))
+		return err
+	})
+	if err != nil {
+		return domain.Erasure{}, mapErr(fmt.Sprintf("erase user %d", e.UserID), err)
+	}
+	return e, nil
 }
