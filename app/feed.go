@@ -43,7 +43,8 @@ type Feed struct {
 	lo, hi int64           // tail covers (lo, hi]; hi == -1: not read yet
 }
 
-// tailSize is how many of the latest changes the tail keeps.
+// tailSize is how many of the latest changes the tail keeps at least
+// (twice as many at most).
 const tailSize = 4096
 
 // NewFeed returns the feed over store; waiting readers look at the store
@@ -273,47 +274,26 @@ func (f *Feed) erased(e domain.Erasure) {
 	}
 }
 
-// refresh appends the changes after hi to the tail, dropping the oldest
-// beyond tailSize; the caller holds tailMu.
+// refresh appends the next page of changes after hi to the tail (one
+// store read: a reader never waits for more than one, however fast the
+// writers), dropping the oldest beyond tailSize; the caller holds tailMu.
 func (f *Feed) refresh(ctx context.Context) error {
-	for {
-		cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: f.hi, Limit: 1000})
-		if err != nil {
-			return err
-		}
-		if len(cs) == 0 {
-			return nil
-		}
-		// A change whose event retention removed is left out by the store:
-		// its position is then missing here, which is right (it is gone).
-		for _, c := range cs {
-			if c.Erasure != nil {
-				f.erased(*c.Erasure)
-			}
-		}
-		f.tail = append(f.tail, cs...)
-		f.hi = cs[len(cs)-1].Position
-		if len(cs) < 1000 {
-			break
+	cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: f.hi, Limit: FeedMaxLimit})
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	// A change whose event retention removed is left out by the store:
+	// its position is then missing here, which is right (it is gone).
+	for _, c := range cs {
+		if c.Erasure != nil {
+			f.erased(*c.Erasure)
 		}
 	}
-	if n := len(f.tail); n > tailSize {
-		f.tail = append(f.tail[:0:0], f.tail[n-tailSize:]...)
+	f.tail = append(f.tail, cs...)
+	f.hi = cs[len(cs)-1].Position
+	if n := len(f.tail); n > 2*tailSize { // trimmed by halves: one copy per tailSize changes
+		f.tail = append(make([]domain.Change, 0, 2*tailSize+FeedMaxLimit), f.tail[n-tailSize:]...)
 	}
-	if len(f.tail) > 0 {
-		f.lo = f.tail[0].Position - 1
-	}
+	f.lo = f.tail[0].Position - 1
 	return nil
-}
-
-// Head returns the feed's last position.
-func (f *Feed) Head(ctx context.Context, p domain.Principal) (int64, error) {
-	if err := need(p, domain.ScopeRead); err != nil {
-		return 0, err
-	}
-	h, err := f.store.FeedHead(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read the change feed's head: %w", err)
-	}
-	return h, nil
 }
