@@ -138,6 +138,23 @@ func testChanges(t *testing.T, s ports.Store) {
 	if none := feed(t, s, 0, 12345, 10); len(none) != 0 {
 		t.Errorf("a user without events has %d changes", len(none))
 	}
+	// A large batch (PostgreSQL copies it) is numbered in the batch's order.
+	big := make([]domain.Event, 150)
+	for i := range big {
+		big[i] = newEvent(t, int64(20+i%3), "viewed", base.Add(time.Duration(10+i)*time.Millisecond), base, "")
+	}
+	if _, err := s.CreateMany(ctx, big, "bulk"); err != nil {
+		t.Fatal(err)
+	}
+	after := feed(t, s, int64(len(wants)), 0, 1000)
+	if len(after) != len(big) {
+		t.Fatalf("the batch of %d recorded %d changes", len(big), len(after))
+	}
+	for i, c := range after {
+		if c.Position != int64(len(wants)+1+i) || c.Event.ID != big[i].ID || c.Kind != domain.ChangeRecorded {
+			t.Fatalf("batch change %d = %d %s %s, want %d %s", i, c.Position, c.Kind, c.Event.ID, len(wants)+1+i, big[i].ID)
+		}
+	}
 }
 
 // testChangesConcurrent: writers of every kind at once while a reader
