@@ -301,3 +301,37 @@ func TestCrossPrincipalIsolation(t *testing.T) {
 		t.Fatalf("alice listing bob's events: %v, want ErrForbidden", err)
 	}
 }
+
+// TestEraseInvalidates: an erasure makes the next read of the user's
+// events a miss (the cached page held the metadata), other users' stay.
+func TestEraseInvalidates(t *testing.T) {
+	ev, _ := cachedEvents(t, memcache.New(memcache.Options{}))
+	ctx := context.Background()
+	if _, _, err := ev.Record(ctx, cacheAdmin, domain.NewEvent{UserID: 1, Action: "login", Metadata: []byte(`{"ip":"10.0.0.1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	mustRecord(t, ev, cacheAdmin, 2, "login")
+	for _, u := range []string{"1", "2"} {
+		listIDs(t, ev, cacheAdmin, domain.Query{UserID: u})
+		if _, res := listIDs(t, ev, cacheAdmin, domain.Query{UserID: u}); res != app.CacheHit {
+			t.Fatalf("user %s: repeat read %s, want HIT", u, res)
+		}
+	}
+	er, err := ev.Erase(ctx, cacheAdmin, app.ErasureQuery{UserID: "1"})
+	if err != nil || er.Count != 1 {
+		t.Fatalf("Erase = %+v, %v", er, err)
+	}
+	if _, res := listIDs(t, ev, cacheAdmin, domain.Query{UserID: "1"}); res != app.CacheMiss {
+		t.Errorf("user 1 after the erasure: %s, want MISS", res)
+	}
+	if _, res := listIDs(t, ev, cacheAdmin, domain.Query{UserID: "2"}); res != app.CacheHit {
+		t.Errorf("user 2 after user 1's erasure: %s, want HIT", res)
+	}
+	page, err := ev.List(ctx, cacheAdmin, domain.Query{UserID: "1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := string(page.Page.Events[0].Metadata); md != "{}" {
+		t.Errorf("listed metadata after the erasure: %s", md)
+	}
+}
