@@ -133,6 +133,9 @@ type Erasures interface {
 	Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error)
 }
 
+// KeptDeliveries is how many attempts a subscription's delivery log keeps.
+const KeptDeliveries = 1000
+
 // Webhooks stores webhook subscriptions and their delivery log. Writes of a
 // subscription are compare-and-set on its Version: they return
 // domain.ErrConflict when the stored Version differs from the one given,
@@ -154,7 +157,7 @@ type Webhooks interface {
 	// DeleteSubscription removes a subscription and its delivery log.
 	DeleteSubscription(ctx context.Context, id string) error
 	// RecordDelivery appends d to its subscription's delivery log, which
-	// keeps the latest 1000 attempts of each subscription.
+	// keeps the latest KeptDeliveries attempts of each subscription.
 	RecordDelivery(ctx context.Context, d domain.Delivery) error
 	// Deliveries returns the latest attempts of subscription id, newest
 	// first, at most limit.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -189,24 +190,76 @@ func (s *Server) writeSubscription(w http.ResponseWriter, status int, sub domain
 	writeRaw(w, status, "application/json", append(b, '\n'))
 }
 
-func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
+// answerSubscription serves a request on one subscription ({id}, "" for
+// a new one): op acts for the request's principal and returns the
+// subscription, with its secret when it made one (shown this once).
+func (s *Server) answerSubscription(w http.ResponseWriter, r *http.Request, status int,
+	op func(ctx context.Context, p domain.Principal, id string) (domain.Subscription, string, error)) {
 	if _, err := parseQuery(r, nil); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	in, done, err := decodeBody(s, w, r, "webhook", decodeWebhook)
+	sub, secret, err := op(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	defer done()
-	sub, secret, err := s.hooks.Create(r.Context(), principalFrom(r.Context()), in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	if status == http.StatusCreated {
+		w.Header().Set("Location", "/v1/webhooks/"+sub.ID)
 	}
-	w.Header().Set("Location", "/v1/webhooks/"+sub.ID)
-	s.writeSubscription(w, http.StatusCreated, sub, secret)
+	s.writeSubscription(w, status, sub, secret)
+}
+
+// withBody decodes the request body with decode before running op.
+func withBody[T any](s *Server, w http.ResponseWriter, r *http.Request, what string, decode func(json.RawMessage, *fieldErrors) T,
+	op func(ctx context.Context, p domain.Principal, id string, in T) (domain.Subscription, string, error),
+) func(ctx context.Context, p domain.Principal, id string) (domain.Subscription, string, error) {
+	return func(ctx context.Context, p domain.Principal, id string) (domain.Subscription, string, error) {
+		in, done, err := decodeBody(s, w, r, what, decode)
+		if err != nil {
+			return domain.Subscription{}, "", err
+		}
+		defer done()
+		return op(ctx, p, id, in)
+	}
+}
+
+// noSecret adapts a use case that makes no secret.
+func noSecret(sub domain.Subscription, err error) (domain.Subscription, string, error) {
+	return sub, "", err
+}
+
+func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
+	s.answerSubscription(w, r, http.StatusCreated, withBody(s, w, r, "webhook", decodeWebhook,
+		func(ctx context.Context, p domain.Principal, _ string, in app.WebhookInput) (domain.Subscription, string, error) {
+			return s.hooks.Create(ctx, p, in)
+		}))
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
+	s.answerSubscription(w, r, http.StatusOK, func(ctx context.Context, p domain.Principal, id string) (domain.Subscription, string, error) {
+		return noSecret(s.hooks.Get(ctx, p, id))
+	})
+}
+
+func (s *Server) patchWebhook(w http.ResponseWriter, r *http.Request) {
+	s.answerSubscription(w, r, http.StatusOK, withBody(s, w, r, "webhook", decodeWebhook,
+		func(ctx context.Context, p domain.Principal, id string, in app.WebhookInput) (domain.Subscription, string, error) {
+			return noSecret(s.hooks.Update(ctx, p, id, in))
+		}))
+}
+
+func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
+	s.answerSubscription(w, r, http.StatusOK, func(ctx context.Context, p domain.Principal, id string) (domain.Subscription, string, error) {
+		return s.hooks.Rotate(ctx, p, id)
+	})
+}
+
+func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
+	s.answerSubscription(w, r, http.StatusOK, withBody(s, w, r, "replay", decodeReplay,
+		func(ctx context.Context, p domain.Principal, id string, from int64) (domain.Subscription, string, error) {
+			return noSecret(s.hooks.Replay(ctx, p, id, from))
+		}))
 }
 
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
@@ -230,38 +283,6 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, "application/json", b)
 }
 
-func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sub, err := s.hooks.Get(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeSubscription(w, http.StatusOK, sub, "")
-}
-
-func (s *Server) patchWebhook(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	in, done, err := decodeBody(s, w, r, "webhook", decodeWebhook)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer done()
-	sub, err := s.hooks.Update(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"), in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeSubscription(w, http.StatusOK, sub, "")
-}
-
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	if _, err := parseQuery(r, nil); err != nil {
 		s.fail(w, r, err)
@@ -272,38 +293,6 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) rotateWebhook(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sub, secret, err := s.hooks.Rotate(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeSubscription(w, http.StatusOK, sub, secret)
-}
-
-func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r, nil); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	from, done, err := decodeBody(s, w, r, "replay", decodeReplay)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer done()
-	sub, err := s.hooks.Replay(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"), from)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeSubscription(w, http.StatusOK, sub, "")
 }
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request) {

@@ -11,10 +11,6 @@ import (
 	"github.com/activityd/activityd/ports"
 )
 
-// keptDeliveries is how many attempts the log keeps per subscription
-// (ports.Webhooks.RecordDelivery).
-const keptDeliveries = 1000
-
 // webhooks is the store's ports.Webhooks. Its zero value is empty.
 type webhooks struct {
 	mu   sync.Mutex
@@ -23,7 +19,7 @@ type webhooks struct {
 
 type hook struct {
 	sub domain.Subscription
-	log []domain.Delivery // oldest first, at most keptDeliveries
+	log []domain.Delivery // oldest first, at most ports.KeptDeliveries
 }
 
 var _ ports.Webhooks = (*Store)(nil)
@@ -182,10 +178,10 @@ func (s *Store) RecordDelivery(ctx context.Context, d domain.Delivery) error {
 	if err != nil {
 		return err
 	}
-	if len(h.log) == keptDeliveries {
+	if len(h.log) == ports.KeptDeliveries {
 		// Drop the oldest in place: the backing array never grows.
 		copy(h.log, h.log[1:])
-		h.log = h.log[:keptDeliveries-1]
+		h.log = h.log[:ports.KeptDeliveries-1]
 	}
 	h.log = append(h.log, d)
 	return nil

@@ -3,20 +3,16 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/lib/pq"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
-
-// keptDeliveries is how many attempts the log keeps per subscription
-// (ports.Webhooks.RecordDelivery).
-const keptDeliveries = 1000
 
 var _ ports.Webhooks = (*Store)(nil)
 
@@ -41,14 +37,6 @@ type subscriptionRow struct {
 	NextTry   sql.NullTime   `db:"next_try"`
 }
 
-// secretJSON is one element of the secrets column: Unix microseconds,
-// ExpiresAt absent for never.
-type secretJSON struct {
-	Secret    string `json:"secret"`
-	CreatedAt int64  `json:"created_at"`
-	ExpiresAt *int64 `json:"expires_at,omitempty"`
-}
-
 func (r subscriptionRow) subscription() (domain.Subscription, error) {
 	s := domain.Subscription{
 		ID: r.ID, URL: r.URL, CreatedAt: r.CreatedAt.UTC(), CreatedBy: r.CreatedBy, Version: r.Version,
@@ -68,17 +56,11 @@ func (r subscriptionRow) subscription() (domain.Subscription, error) {
 	for _, k := range r.Kinds {
 		s.Filter.Kinds = append(s.Filter.Kinds, domain.ChangeKind(k))
 	}
-	var secrets []secretJSON
-	if err := json.Unmarshal(r.Secrets, &secrets); err != nil {
-		return s, fmt.Errorf("webhook subscription %s: secrets: %w", r.ID, err)
+	secrets, err := storage.DecodeSecrets(r.Secrets)
+	if err != nil {
+		return s, fmt.Errorf("webhook subscription %s: %w", r.ID, err)
 	}
-	for _, x := range secrets {
-		sec := domain.WebhookSecret{Secret: x.Secret, CreatedAt: time.UnixMicro(x.CreatedAt).UTC()}
-		if x.ExpiresAt != nil {
-			sec.ExpiresAt = time.UnixMicro(*x.ExpiresAt).UTC()
-		}
-		s.Secrets = append(s.Secrets, sec)
-	}
+	s.Secrets = secrets
 	return s, nil
 }
 
@@ -93,16 +75,8 @@ func subscriptionArgs(s domain.Subscription) (actions pq.StringArray, users pq.I
 	for _, k := range s.Filter.Kinds {
 		kinds = append(kinds, string(k))
 	}
-	sec := make([]secretJSON, len(s.Secrets))
-	for i, x := range s.Secrets {
-		sec[i] = secretJSON{Secret: x.Secret, CreatedAt: x.CreatedAt.UnixMicro()}
-		if !x.ExpiresAt.IsZero() {
-			us := x.ExpiresAt.UnixMicro()
-			sec[i].ExpiresAt = &us
-		}
-	}
-	b, err := json.Marshal(sec)
-	return actions, users, kinds, string(b), err
+	secrets, err = storage.EncodeSecrets(s.Secrets)
+	return actions, users, kinds, secrets, err
 }
 
 // CreateSubscription implements ports.Webhooks.
@@ -253,7 +227,7 @@ type deliveryRow struct {
 
 // recordDeliverySQL appends an attempt in one statement, under the
 // subscription's row lock (a deleted subscription gets none), and about
-// one time in 32 trims the subscription's log to its newest keptDeliveries
+// one time in 32 trims the subscription's log to its newest ports.KeptDeliveries
 // (reads never show more): trimming on every insert scanned a thousand
 // index entries per delivery.
 const recordDeliverySQL = `
@@ -279,7 +253,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d domain.Delivery) error {
 	var n int
 	err := s.db.QueryRowContext(ctx, recordDeliverySQL,
 		d.Subscription, d.MessageID, d.First, d.Last, d.Count, d.Attempt, domain.Normalize(d.At), int64(d.Duration),
-		d.StatusCode, d.Error, keptDeliveries).Scan(&n)
+		d.StatusCode, d.Error, ports.KeptDeliveries).Scan(&n)
 	switch {
 	case err != nil:
 		return fmt.Errorf("postgres: record a delivery to webhook subscription %s: %w", d.Subscription, wrap(err))
@@ -298,7 +272,7 @@ func (s *Store) Deliveries(ctx context.Context, id string, limit int) ([]domain.
 	defer cancel()
 	var rs []deliveryRow
 	if err := s.db.SelectContext(ctx, &rs, `SELECT `+deliveryCols+` FROM webhook_deliveries
-		WHERE subscription = $1::text ORDER BY seq DESC LIMIT $2::int`, id, min(limit, keptDeliveries)); err != nil {
+		WHERE subscription = $1::text ORDER BY seq DESC LIMIT $2::int`, id, min(limit, ports.KeptDeliveries)); err != nil {
 		return nil, fmt.Errorf("postgres: deliveries of webhook subscription %s: %w", id, wrap(err))
 	}
 	out := make([]domain.Delivery, len(rs))

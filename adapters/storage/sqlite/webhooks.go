@@ -11,13 +11,10 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
-
-// keptDeliveries is how many attempts the log keeps per subscription
-// (ports.Webhooks.RecordDelivery).
-const keptDeliveries = 1000
 
 var _ ports.Webhooks = (*Store)(nil)
 
@@ -42,28 +39,6 @@ type subscriptionRow struct {
 	Paused    bool          `db:"paused"`
 	LastError string        `db:"last_error"`
 	NextTry   sql.NullInt64 `db:"next_try"`
-}
-
-// secretJSON is one element of the secrets column; 0 is the zero time.
-type secretJSON struct {
-	Secret    string `json:"secret"`
-	CreatedAt int64  `json:"created_at"`
-	ExpiresAt int64  `json:"expires_at,omitempty"`
-}
-
-// optionalMicros stores the zero time as 0.
-func optionalMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return micros(t)
-}
-
-func fromOptionalMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return fromMicros(us)
 }
 
 // jsonList encodes l as a JSON array, "[]" when empty.
@@ -99,11 +74,7 @@ func subscriptionLists(s domain.Subscription) (actions, users, kinds, secrets st
 	if kinds, err = jsonList(s.Filter.Kinds); err != nil {
 		return
 	}
-	sec := make([]secretJSON, len(s.Secrets))
-	for i, x := range s.Secrets {
-		sec[i] = secretJSON{Secret: x.Secret, CreatedAt: optionalMicros(x.CreatedAt), ExpiresAt: optionalMicros(x.ExpiresAt)}
-	}
-	secrets, err = jsonList(sec)
+	secrets, err = storage.EncodeSecrets(s.Secrets)
 	return
 }
 
@@ -126,13 +97,8 @@ func (r subscriptionRow) subscription() (domain.Subscription, error) {
 	if s.Filter.Kinds, err = fromJSONList[domain.ChangeKind](r.Kinds, "filter_kinds"); err != nil {
 		return s, err
 	}
-	sec, err := fromJSONList[secretJSON](r.Secrets, "secrets")
-	if err != nil {
-		return s, err
-	}
-	for _, x := range sec {
-		s.Secrets = append(s.Secrets, domain.WebhookSecret{Secret: x.Secret, CreatedAt: fromOptionalMicros(x.CreatedAt),
-			ExpiresAt: fromOptionalMicros(x.ExpiresAt)})
+	if s.Secrets, err = storage.DecodeSecrets([]byte(r.Secrets)); err != nil {
+		return s, fmt.Errorf("webhook subscription %s: %w", r.ID, err)
 	}
 	return s, nil
 }
@@ -308,7 +274,7 @@ type deliveryRow struct {
 }
 
 // RecordDelivery implements ports.Webhooks: the insert and the trim of
-// the log to its latest keptDeliveries are one transaction.
+// the log to its latest ports.KeptDeliveries are one transaction.
 func (s *Store) RecordDelivery(ctx context.Context, d domain.Delivery) error {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
@@ -325,7 +291,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d domain.Delivery) error {
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE subscription = ? AND seq <= (
 			SELECT seq FROM webhook_deliveries WHERE subscription = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-			d.Subscription, d.Subscription, keptDeliveries)
+			d.Subscription, d.Subscription, ports.KeptDeliveries)
 		return err
 	})
 	if err != nil {
