@@ -62,11 +62,11 @@ func (s *Events) Erase(ctx context.Context, p domain.Principal, q ErasureQuery) 
 	if err != nil {
 		return domain.Erasure{}, fmt.Errorf("erase user %d: %w", e.UserID, err)
 	}
-	if out.Count > 0 {
-		if s.forget != nil {
-			s.forget(out)
-		}
-		s.invalidate(ctx, out.UserID)
+	// Also when nothing was left to erase: a retry after an error whose
+	// erasure was stored still clears what this process holds.
+	if s.forget != nil {
+		s.forget(e)
 	}
+	s.invalidate(ctx, out.UserID)
 	return out, nil
 }

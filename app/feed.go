@@ -39,8 +39,9 @@ type Feed struct {
 	wake chan struct{} // closed, and replaced, by Notify
 
 	tailMu sync.Mutex
-	tail   []domain.Change // positions lo+1..hi, in order
-	lo, hi int64           // tail covers (lo, hi]; hi == -1: not read yet
+	tail      []domain.Change // positions lo+1..hi, in order
+	lo, hi    int64           // tail covers (lo, hi]; hi == -1: not read yet
+	refreshed time.Time       // when the tail last read the store
 }
 
 // tailSize is how many of the latest changes the tail keeps at least
@@ -224,16 +225,22 @@ func (f *Feed) read(ctx context.Context, filter domain.ChangeFilter) (cs []domai
 		}
 		f.lo, f.hi = head, head
 	}
-	if filter.After < f.lo {
+	// Refresh when the reader is at (or past) the tail's end, and at least
+	// every poll otherwise: another process's erasure reaches the tail by
+	// its change, and a tail that stopped being read must not serve what
+	// was erased since.
+	if filter.After >= f.hi || time.Since(f.refreshed) > f.poll {
+		if err := f.refresh(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+	if filter.After < f.lo || filter.After > f.hi {
+		// Before the tail, or past it (a position another replica gave):
+		// the store answers.
 		f.tailMu.Unlock()
 		cs, err := f.store.Changes(ctx, filter)
 		f.tailMu.Lock()
 		return cs, filter.After, err
-	}
-	if filter.After >= f.hi {
-		if err := f.refresh(ctx); err != nil {
-			return nil, 0, err
-		}
 	}
 	// Positions in the tail increase, with holes where retention removed
 	// an event: search rather than index.
@@ -279,8 +286,24 @@ func (f *Feed) erased(e domain.Erasure) {
 // writers), dropping the oldest beyond tailSize; the caller holds tailMu.
 func (f *Feed) refresh(ctx context.Context) error {
 	cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: f.hi, Limit: FeedMaxLimit})
-	if err != nil || len(cs) == 0 {
+	if err != nil {
 		return err
+	}
+	f.refreshed = time.Now()
+	if len(cs) == FeedMaxLimit {
+		// Far behind (an idle tail): start again at the head rather than
+		// page through; readers behind it read the store.
+		head, err := f.store.FeedHead(ctx)
+		if err != nil {
+			return err
+		}
+		if head-cs[len(cs)-1].Position > tailSize {
+			f.tail, f.lo, f.hi = nil, head, head
+			return nil
+		}
+	}
+	if len(cs) == 0 {
+		return nil
 	}
 	// A change whose event retention removed is left out by the store:
 	// its position is then missing here, which is right (it is gone).

@@ -301,3 +301,46 @@ func TestFeedTail(t *testing.T) {
 		t.Errorf("after %d: %+v, %v; want the erasure of 11 events", page.Next, rest, err)
 	}
 }
+
+// TestFeedTailOfAnotherProcess: a tail that stopped being read forgets,
+// within the poll interval, metadata another process erased; a reader
+// whose position lies beyond an idle tail gets the changes after it.
+func TestFeedTailOfAnotherProcess(t *testing.T) {
+	store := stores.Memory(t)
+	ctx := context.Background()
+	a := app.NewEvents(store, testenv.NewClock(start), domain.DefaultLimits()) // another process: no feed here
+	b := app.NewFeed(store, 20*time.Millisecond)
+	if _, err := b.List(ctx, feedAdmin, app.FeedQuery{}); err != nil { // b's tail starts at the head (0)
+		t.Fatal(err)
+	}
+	if _, _, err := a.Record(ctx, feedAlice, domain.NewEvent{Action: "login", Metadata: []byte(`{"email":"a@example.com"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Record(ctx, feedAlice, domain.NewEvent{Action: "login"}); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := b.Read(ctx, app.FeedRead{After: 0, Limit: 100}); err != nil || len(page.Changes) != 2 {
+		t.Fatalf("b reads %+v, %v", page, err) // now in b's tail
+	}
+	if _, err := a.Erase(ctx, feedAdmin, app.ErasureQuery{UserID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // past b's poll interval
+	page, err := b.Read(ctx, app.FeedRead{After: 0, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := string(page.Changes[0].Event.Metadata); md != "{}" {
+		t.Errorf("b's tail serves %s after another process erased it", md)
+	}
+	// Beyond b's tail: 3 more changes elsewhere, a reader after 4 gets the 5th.
+	for range 3 {
+		if _, _, err := a.Record(ctx, feedBob, domain.NewEvent{Action: "login"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err = b.Read(ctx, app.FeedRead{After: 5, Limit: 10})
+	if err != nil || len(page.Changes) != 1 || page.Changes[0].Position != 6 {
+		t.Errorf("after 5: %+v, %v; want position 6", page, err)
+	}
+}

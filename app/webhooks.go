@@ -250,6 +250,9 @@ func (w *Webhooks) List(ctx context.Context, p domain.Principal) ([]domain.Subsc
 
 // Get returns one subscription.
 func (w *Webhooks) Get(ctx context.Context, p domain.Principal, id string) (domain.Subscription, error) {
+	if !validSubscriptionID(id) {
+		return domain.Subscription{}, fmt.Errorf("%w: webhook %q", domain.ErrNotFound, id)
+	}
 	if err := admin(p, "manage webhooks"); err != nil {
 		return domain.Subscription{}, err
 	}
@@ -263,6 +266,9 @@ func (w *Webhooks) Get(ctx context.Context, p domain.Principal, id string) (doma
 // modify applies fn to subscription id, retrying when the dispatcher
 // changed it meanwhile (compare-and-set on Version).
 func (w *Webhooks) modify(ctx context.Context, id string, fn func(*domain.Subscription) error) (domain.Subscription, error) {
+	if !validSubscriptionID(id) {
+		return domain.Subscription{}, fmt.Errorf("%w: webhook %q", domain.ErrNotFound, id)
+	}
 	for {
 		s, err := w.store.Subscription(ctx, id)
 		if err != nil {
@@ -301,6 +307,9 @@ func (w *Webhooks) Update(ctx context.Context, p domain.Principal, id string, in
 
 // Delete removes a subscription and its delivery log.
 func (w *Webhooks) Delete(ctx context.Context, p domain.Principal, id string) error {
+	if !validSubscriptionID(id) {
+		return fmt.Errorf("%w: webhook %q", domain.ErrNotFound, id)
+	}
 	if err := admin(p, "manage webhooks"); err != nil {
 		return err
 	}
@@ -356,6 +365,9 @@ func (w *Webhooks) Replay(ctx context.Context, p domain.Principal, id string, fr
 
 // Deliveries returns a subscription's latest attempts, newest first.
 func (w *Webhooks) Deliveries(ctx context.Context, p domain.Principal, id string, limit int) ([]domain.Delivery, error) {
+	if !validSubscriptionID(id) {
+		return nil, fmt.Errorf("%w: webhook %q", domain.ErrNotFound, id)
+	}
 	if err := admin(p, "manage webhooks"); err != nil {
 		return nil, err
 	}
@@ -391,6 +403,9 @@ func (w *Webhooks) Active(ctx context.Context) ([]string, error) {
 // recorded, its position moved on only after the receiver answered 2xx,
 // so every change is delivered at least once and in feed order.
 func (w *Webhooks) Deliver(ctx context.Context, id string) (ports.DeliveryStep, error) {
+	if !validSubscriptionID(id) {
+		return ports.DeliveryStep{}, fmt.Errorf("%w: webhook %q", domain.ErrNotFound, id)
+	}
 	s, err := w.store.Subscription(ctx, id)
 	if err != nil {
 		return ports.DeliveryStep{}, fmt.Errorf("webhook %s: %w", id, err)
@@ -421,7 +436,13 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (ports.DeliveryStep, 
 				matched = append(matched, c)
 			}
 		}
-		if len(matched) > 0 || len(cs) < limit || (until != 0 && last >= until) {
+		if len(cs) < limit || (until != 0 && last >= until) {
+			break
+		}
+		if until != 0 {
+			continue // a retry resends everything up to until, whatever the batch size is now
+		}
+		if len(matched) > 0 {
 			break
 		}
 		// A full page matched nothing: pass over it and read on.
@@ -450,7 +471,7 @@ func (w *Webhooks) Deliver(ctx context.Context, id string) (ports.DeliveryStep, 
 	next := domain.DeliveryState{Position: last}
 	step := ports.DeliveryStep{Delivered: len(matched)}
 	if sendErr != nil {
-		d.Error = sendErr.Error()
+		d.Error = storable(sendErr.Error())
 		next = st
 		next.Pending = last
 		next.Failures++
@@ -604,4 +625,30 @@ func (w *Webhooks) loop(ctx context.Context, id string) {
 			t.Stop()
 		}
 	}
+}
+
+// storable makes an error text safe to store and show: valid UTF-8
+// without NUL (a receiver chooses its status line, and PostgreSQL refuses
+// either), at most 500 bytes.
+func storable(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) > 500 {
+		s = strings.ToValidUTF8(s[:500], "") + "…"
+	}
+	return s
+}
+
+// validSubscriptionID reports whether id has the shape newSubscriptionID
+// makes; any other id names no subscription (and never reaches a store,
+// which may refuse its bytes).
+func validSubscriptionID(id string) bool {
+	if len(id) != 3+26 || !strings.HasPrefix(id, "wh_") {
+		return false
+	}
+	for _, r := range id[3:] {
+		if (r < 'a' || r > 'z') && (r < '2' || r > '7') {
+			return false
+		}
+	}
+	return true
 }

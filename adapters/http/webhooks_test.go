@@ -79,6 +79,13 @@ func TestWebhooksAdmin(t *testing.T) {
 	f.do("DELETE", "/v1/webhooks/"+w.ID, f.admin, "").want(http.StatusNotFound)
 	f.do("GET", "/v1/webhooks/"+w.ID+"/deliveries", f.admin, "").want(http.StatusNotFound)
 
+	// An id of another shape names nothing (and never reaches a store
+	// that would refuse its bytes).
+	for _, id := range []string{"%FF", "%00", "wh_x", "wh_" + strings.Repeat("A", 26)} {
+		f.do("GET", "/v1/webhooks/"+id, f.admin, "").want(http.StatusNotFound)
+		f.do("POST", "/v1/webhooks/"+id+"/rotate", f.admin, "").want(http.StatusNotFound)
+	}
+
 	// Admins only.
 	f.do("GET", "/v1/webhooks", f.u1, "").want(http.StatusForbidden)
 	f.do("POST", "/v1/webhooks", f.u1, `{"url":"https://hooks.example.com/a"}`).want(http.StatusForbidden)

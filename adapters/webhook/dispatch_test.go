@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -375,7 +377,7 @@ func TestDeliveryRefusesPrivateTargets(t *testing.T) {
 		t.Fatalf("subscribing %s: %v, want refused", url, err)
 	}
 	secret, _ := webhook.NewSecret()
-	sub := domain.Subscription{ID: "wh_direct", URL: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1),
+	sub := domain.Subscription{ID: "wh_aaaaaaaaaaaaaaaaaaaaaaaaaa", URL: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1),
 		Secrets: []domain.WebhookSecret{{Secret: secret}}}
 	if err := store.CreateSubscription(ctx, sub); err != nil {
 		t.Fatal(err)
@@ -406,5 +408,54 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDeliveryHostileStatusLine: a receiver answering with bytes
+// PostgreSQL refuses (invalid UTF-8, NUL) in its status line still
+// counts as a failure, with backoff, and is logged.
+func TestDeliveryHostileStatusLine(t *testing.T) {
+	store := stores.Postgres(t)
+	rig := newHookRig(t, store, 1000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				_, _ = c.Read(buf)
+				_, _ = c.Write([]byte("HTTP/1.1 503 Busy \xff\xfe\r\nContent-Length: 0\r\n\r\n"))
+			}()
+		}
+	}()
+	ctx := context.Background()
+	url := "http://" + ln.Addr().String() + "/"
+	sub, _, err := rig.hooks.Create(ctx, hookAdmin, app.WebhookInput{URL: &url, From: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := domain.Principal{Name: "w", UserID: 1, Scopes: []domain.Scope{domain.ScopeWrite}}
+	if _, _, err := rig.events.Record(ctx, p, domain.NewEvent{Action: "login"}); err != nil {
+		t.Fatal(err)
+	}
+	step, err := rig.hooks.Deliver(ctx, sub.ID)
+	if err != nil || !step.Failed {
+		t.Fatalf("Deliver = %+v, %v; want a failed attempt", step, err)
+	}
+	s, err := rig.hooks.Get(ctx, hookAdmin, sub.ID)
+	if err != nil || s.State.Failures != 1 || s.State.NextTry.IsZero() || !utf8.ValidString(s.State.LastError) {
+		t.Errorf("state = %+v, %v; want one failure, a retry time, a storable error", s.State, err)
+	}
+	ds, err := rig.hooks.Deliveries(ctx, hookAdmin, sub.ID, 10)
+	if err != nil || len(ds) != 1 || ds[0].OK() {
+		t.Errorf("delivery log = %+v, %v; want the failed attempt", ds, err)
 	}
 }

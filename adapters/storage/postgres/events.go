@@ -581,7 +581,8 @@ WITH cur AS MATERIALIZED (
 ), hist AS (
     INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
     SELECT id, recorded_at, $2::text, $3::text, $4::timestamptz, $5::text FROM upd
-)` + feedCTEs("upd", storage.KindStatus, "updated_at") + `
+    RETURNING 1
+)` + feedCTEs("upd", storage.KindStatus, "updated_at", "hist") + `
 SELECT true, ` + eventCols + ` FROM upd
 UNION ALL
 SELECT false, ` + eventCols + ` FROM events

@@ -25,10 +25,19 @@ var _ ports.Changes = (*Store)(nil)
 // time column at. They follow src in a WITH list; a statement with them
 // must take no lock after them (none of ours does: they run after every
 // other CTE, as they read src whole).
-func feedCTEs(src string, kind int, at string) string {
+//
+// A statement whose src does not read its every other write (setStatusSQL:
+// the history insert) names that write as gate: CTEs nothing reads are run
+// last-defined first, and reading gate makes it run before feed_head is
+// locked.
+func feedCTEs(src string, kind int, at string, gate ...string) string {
+	cond := `EXISTS (SELECT 1 FROM ` + src + `)`
+	for _, g := range gate {
+		cond += ` AND EXISTS (SELECT 1 FROM ` + g + `)`
+	}
 	return `, head AS (
     UPDATE feed_head SET last = last + (SELECT count(*) FROM ` + src + `)
-    WHERE EXISTS (SELECT 1 FROM ` + src + `)
+    WHERE ` + cond + `
     RETURNING last
 ), feed AS (
     INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)

@@ -281,9 +281,16 @@ func (s *Store) dropPartition(ctx context.Context, p Partition) (ok bool, err er
 	if missing[p.Name] {
 		return false, nil
 	}
+	// Lock the partition first so nothing is added to it meanwhile; its
+	// changes go before the DROPs, whose lock on events would hold every
+	// read and write during the scan of changes (once a month).
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`LOCK TABLE %s IN SHARE MODE`, pq.QuoteIdentifier(p.Name))); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE event_recorded_at >= $1 AND event_recorded_at < $2`, p.From, p.To); err != nil {
+		return false, err
+	}
 	stmts := []string{
-		// Lock the partition first so nothing is added to it meanwhile.
-		fmt.Sprintf(`LOCK TABLE %s IN SHARE MODE`, pq.QuoteIdentifier(p.Name)),
 		fmt.Sprintf(`DELETE FROM event_ids WHERE id IN (SELECT id FROM %s)`, pq.QuoteIdentifier(p.Name)),
 		fmt.Sprintf(`DROP TABLE IF EXISTS %s`, pq.QuoteIdentifier(p.HistoryTab)),
 		fmt.Sprintf(`DROP TABLE %s`, pq.QuoteIdentifier(p.Name)),
@@ -292,10 +299,6 @@ func (s *Store) dropPartition(ctx context.Context, p Partition) (ok bool, err er
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return false, err
 		}
-	}
-	// The month's changes go with it (a scan of changes, once a month).
-	if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE event_recorded_at >= $1 AND event_recorded_at < $2`, p.From, p.To); err != nil {
-		return false, err
 	}
 	return true, tx.Commit()
 }
