@@ -38,7 +38,7 @@ type Feed struct {
 	mu   sync.Mutex
 	wake chan struct{} // closed, and replaced, by Notify
 
-	tailMu sync.Mutex
+	tailMu    sync.Mutex
 	tail      []domain.Change // positions lo+1..hi, in order
 	lo, hi    int64           // tail covers (lo, hi]; hi == -1: not read yet
 	refreshed time.Time       // when the tail last read the store
