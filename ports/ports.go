@@ -1,9 +1,10 @@
 // Package ports declares the interfaces the activityd core needs from the
-// outside world — storage (Events, Counts, Tokens, Imports, together Store), the
+// outside world — storage (Events, Counts, Tokens, Imports, Changes,
+// Erasures, Webhooks, together Store), webhook delivery (WebhookSender), the
 // read cache (Cache, with the optional LatestGetter and InstanceWatcher),
 // the record of invalidations the cache missed (CacheLedger), rate and
 // failure limits (Limiter), jobs (Jobs) and the clock (Clock) — and the
-// one it offers to jobs adapters (CountJob). Adapters implement them, each
+// ones it offers to jobs adapters (CountJob, WebhookJob). Adapters implement them, each
 // proved by a contract suite under test/; the app package depends only on
 // them (docs/architecture.md, The ports).
 package ports
