@@ -152,13 +152,36 @@ func parseWait(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// List parses q for p and reads the feed (Read).
+// List parses q for p, checks its position (Check) and reads the feed
+// (Read).
 func (f *Feed) List(ctx context.Context, p domain.Principal, q FeedQuery) (FeedPage, error) {
 	r, err := f.Parse(p, q)
 	if err != nil {
 		return FeedPage{}, err
 	}
+	if err := f.Check(ctx, r); err != nil {
+		return FeedPage{}, err
+	}
 	return f.Read(ctx, r)
+}
+
+// Check refuses a position beyond the feed's last one: no reader was ever
+// given it, and waiting there would skip every change up to it.
+func (f *Feed) Check(ctx context.Context, r FeedRead) error {
+	f.tailMu.Lock()
+	known := f.hi
+	f.tailMu.Unlock()
+	if r.After <= known {
+		return nil
+	}
+	head, err := f.store.FeedHead(ctx)
+	if err != nil {
+		return fmt.Errorf("read the change feed's head: %w", err)
+	}
+	if r.After > head {
+		return domain.Invalid("after", domain.CodeOutOfRange, "is beyond the feed's last position, %d: continue from a position the feed gave", head)
+	}
+	return nil
 }
 
 // Read returns the changes r selects; when there are none and r.Wait > 0

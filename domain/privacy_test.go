@@ -73,3 +73,25 @@ func TestParsePrivacyRefuses(t *testing.T) {
 		t.Errorf("no rules: %+v, %v", p, err)
 	}
 }
+
+func TestSubscriptionFilterErasure(t *testing.T) {
+	er := domain.Change{Kind: domain.ChangeErased, Erasure: &domain.Erasure{UserID: 7}}
+	login := domain.Change{Kind: domain.ChangeRecorded, Event: domain.Event{UserID: 7, Action: "login"}}
+	for _, tc := range []struct {
+		f         domain.SubscriptionFilter
+		er, login bool
+	}{
+		{domain.SubscriptionFilter{}, true, true},
+		{domain.SubscriptionFilter{Actions: []domain.Action{"upload_file"}}, true, false},
+		{domain.SubscriptionFilter{Users: []int64{8}}, false, false},
+		{domain.SubscriptionFilter{Users: []int64{7}}, true, true},
+		{domain.SubscriptionFilter{Kinds: []domain.ChangeKind{domain.ChangeRecorded}}, false, true},
+	} {
+		if got := tc.f.Match(er); got != tc.er {
+			t.Errorf("%+v: erasure matched %v, want %v", tc.f, got, tc.er)
+		}
+		if got := tc.f.Match(login); got != tc.login {
+			t.Errorf("%+v: login matched %v, want %v", tc.f, got, tc.login)
+		}
+	}
+}

@@ -31,9 +31,11 @@ type SubscriptionFilter struct {
 	Kinds   []ChangeKind
 }
 
-// Match reports whether c passes f.
+// Match reports whether c passes f. An erasure passes the actions filter
+// (it may concern events of any action, whose copies a receiver should
+// forget).
 func (f SubscriptionFilter) Match(c Change) bool {
-	return (len(f.Actions) == 0 || slices.Contains(f.Actions, c.Event.Action)) &&
+	return (len(f.Actions) == 0 || c.Erasure != nil || slices.Contains(f.Actions, c.Event.Action)) &&
 		(len(f.Users) == 0 || slices.Contains(f.Users, c.UserID())) &&
 		(len(f.Kinds) == 0 || slices.Contains(f.Kinds, c.Kind))
 }

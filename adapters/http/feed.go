@@ -42,6 +42,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		q.After = id // a reconnecting EventSource: resume after what it saw
 	}
 	read, err := s.feed.Parse(principalFrom(r.Context()), q)
+	if err == nil {
+		err = s.feed.Check(r.Context(), read)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

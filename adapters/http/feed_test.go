@@ -117,6 +117,7 @@ func TestChangesBadInput(t *testing.T) {
 		{"wait=61s", "wait"},
 		{"wait=later", "wait"},
 		{"user_id=0", "user_id"},
+		{"after=2", "after"}, // one change so far: position 2 was never given
 		{"bogus=1", "bogus"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
@@ -20,7 +22,8 @@ var eraser = domain.Principal{Name: "cli:erase", Scopes: []domain.Scope{domain.S
 const eraseUsage = `usage: activityd erase --user ID [--from TIME] [--to TIME]
 
 Removes the metadata of the user's events (recorded in [--from, --to) when
-given, RFC 3339), straight in the store DATABASE_URL names, as
+given, RFC 3339), straight in the store DATABASE_URL names (set it: the
+default is the local SQLite file), as
 POST /v1/users/{id}/erasure does: the events, their counts and history
 stay; the erasure is recorded in the change feed; running it again erases
 nothing more. Caches of running servers forget the user when REDIS_URL is
@@ -43,6 +46,15 @@ func eraseCmd(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	}
 	if fs.NArg() > 0 || q.UserID == "" {
 		return usageError{fmt.Errorf("--user is required, and nothing else is an argument\n\n%s", eraseUsage)}
+	}
+	// The flags are checked before the store is opened (or created).
+	if n, err := strconv.ParseInt(q.UserID, 10, 64); err != nil || n < 1 {
+		return usageError{fmt.Errorf("--user: must be a positive integer")}
+	}
+	for _, f := range []struct{ name, value string }{{"--from", q.From}, {"--to", q.To}} {
+		if _, err := time.Parse(time.RFC3339Nano, f.value); f.value != "" && err != nil {
+			return usageError{fmt.Errorf("%s: must be an RFC 3339 time", f.name)}
+		}
 	}
 	p, err := startProcess(ctx, cfg, "activityd-erase", log, cliStoreNote("erase", stderr))
 	if err != nil {

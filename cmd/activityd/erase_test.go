@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +42,14 @@ func TestEraseCommand(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, env, "erase"); code != 2 || !strings.Contains(stderr, "--user") {
 		t.Errorf("no --user: exit %d, %s", code, stderr)
+	}
+	// A bad flag stops before any store is opened or created.
+	absent := map[string]string{"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "absent.db")}
+	if code, _, stderr := runCLI(t, absent, "erase", "--user", "abc"); code != 2 || strings.Contains(stderr, "creating") {
+		t.Errorf("--user abc: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(absent["DATABASE_URL"], "sqlite:")); !os.IsNotExist(err) {
+		t.Errorf("a bad flag created the store: %v", err)
 	}
 	code, stdout, stderr := runCLI(t, env, "erase", "--user", "42")
 	if code != 0 || !strings.Contains(stdout, "user 42: the metadata of 1 events erased") {

@@ -205,8 +205,13 @@ func (p *process) newWebhooks(changes ports.Changes, wake func() <-chan struct{}
 	}
 	sender := webhook.NewSender(guard.Client(cfg.WebhookTimeout), httpapi.AppendChange, "activityd/"+version)
 	return app.NewWebhooks(p.store, changes, wake, app.WebhooksConfig{
-		Sender:      sender,
-		CheckURL:    func(u string) error { return guard.CheckURL(u, cfg.WebhookAllowHTTP) },
+		Sender: sender,
+		CheckURL: func(u string) error {
+			if err := guard.CheckURL(u, cfg.WebhookAllowHTTP); err != nil {
+				return fmt.Errorf("%w (WEBHOOK_ALLOW names the private targets allowed, WEBHOOK_ALLOW_HTTP=true allows http)", err)
+			}
+			return nil
+		},
 		NewSecret:   webhook.NewSecret,
 		Batch:       cfg.WebhookBatch,
 		MaxFailures: cfg.WebhookMaxFailures,
