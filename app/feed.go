@@ -37,11 +37,13 @@ type Feed struct {
 
 	mu   sync.Mutex
 	wake chan struct{} // closed, and replaced, by Notify
+	gen  uint64        // Notify calls so far
 
 	tailMu    sync.Mutex
 	tail      []domain.Change // positions lo+1..hi, in order
 	lo, hi    int64           // tail covers (lo, hi]; hi == -1: not read yet
 	refreshed time.Time       // when the tail last read the store
+	readGen   uint64          // gen when it did
 }
 
 // tailSize is how many of the latest changes the tail keeps at least
@@ -60,9 +62,17 @@ func NewFeed(store ports.Changes, poll time.Duration) *Feed {
 // Notify wakes every waiting reader: this process stored a change.
 func (f *Feed) Notify() {
 	f.mu.Lock()
+	f.gen++
 	close(f.wake)
 	f.wake = make(chan struct{})
 	f.mu.Unlock()
+}
+
+// generation is the number of Notify calls so far.
+func (f *Feed) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
 }
 
 // Changed returns a channel closed at the next Notify.
@@ -196,7 +206,9 @@ func (f *Feed) Read(ctx context.Context, r FeedRead) (FeedPage, error) {
 	}
 	for {
 		wake := f.woken() // before reading: a change stored after the read wakes us
-		cs, upTo, err := f.read(ctx, domain.ChangeFilter{After: r.After, UserID: r.UserID, Limit: r.Limit})
+		// A read that does not wait wants what is committed now; waiting
+		// ones are woken when it changes (here, or at the poll).
+		cs, upTo, err := f.read(ctx, domain.ChangeFilter{After: r.After, UserID: r.UserID, Limit: r.Limit}, r.Wait == 0)
 		if err != nil {
 			return FeedPage{}, fmt.Errorf("read the change feed: %w", err)
 		}
@@ -227,7 +239,7 @@ func (f *Feed) Read(ctx context.Context, r FeedRead) (FeedPage, error) {
 // process that follow the feed without a principal (the webhook
 // dispatcher).
 func (f *Feed) Changes(ctx context.Context, filter domain.ChangeFilter) ([]domain.Change, error) {
-	cs, _, err := f.read(ctx, filter)
+	cs, _, err := f.read(ctx, filter, false)
 	return cs, err
 }
 
@@ -236,9 +248,10 @@ func (f *Feed) FeedHead(ctx context.Context) (int64, error) { return f.store.Fee
 
 // read returns the changes filter selects, from the tail when filter.After
 // lies in it (refreshing it from the store when filter.After is at its
-// end), from the store otherwise. upTo is the last position it looked at:
+// end and the store may hold more: fresh, or notified since), from the
+// store otherwise. upTo is the last position it looked at:
 // filter's user had no change between filter.After and upTo.
-func (f *Feed) read(ctx context.Context, filter domain.ChangeFilter) (cs []domain.Change, upTo int64, err error) {
+func (f *Feed) read(ctx context.Context, filter domain.ChangeFilter, fresh bool) (cs []domain.Change, upTo int64, err error) {
 	f.tailMu.Lock()
 	defer f.tailMu.Unlock()
 	if f.hi < 0 { // the tail starts at the head: older changes come from the store
@@ -252,7 +265,10 @@ func (f *Feed) read(ctx context.Context, filter domain.ChangeFilter) (cs []domai
 	// every poll otherwise: another process's erasure reaches the tail by
 	// its change, and a tail that stopped being read must not serve what
 	// was erased since.
-	if filter.After >= f.hi || time.Since(f.refreshed) > f.poll {
+	// At the end, only when this process stored something since the last
+	// read of the store (or a poll went by: another process may have).
+	stale := time.Since(f.refreshed) > f.poll
+	if stale || filter.After >= f.hi && (fresh || f.generation() != f.readGen) {
 		if err := f.refresh(ctx); err != nil {
 			return nil, 0, err
 		}
@@ -308,11 +324,15 @@ func (f *Feed) erased(e domain.Erasure) {
 // store read: a reader never waits for more than one, however fast the
 // writers), dropping the oldest beyond tailSize; the caller holds tailMu.
 func (f *Feed) refresh(ctx context.Context) error {
+	gen := f.generation() // before reading: a change notified later makes another refresh
 	cs, err := f.store.Changes(ctx, domain.ChangeFilter{After: f.hi, Limit: FeedMaxLimit})
 	if err != nil {
 		return err
 	}
-	f.refreshed = time.Now()
+	f.refreshed, f.readGen = time.Now(), gen
+	if len(cs) == FeedMaxLimit {
+		f.readGen = gen - 1 // more to read: the next reader at the end refreshes again
+	}
 	if len(cs) == FeedMaxLimit {
 		// Far behind (an idle tail): start again at the head rather than
 		// page through; readers behind it read the store.
