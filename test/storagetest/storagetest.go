@@ -69,10 +69,20 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"ChangesConcurrent", testChangesConcurrent},
 		{"Erase", testErase},
 	}
+	runSubtests(t, open, tests)
+}
+
+// runSubtests runs each test as a subtest on a store of its own.
+func runSubtests[S comparable](t *testing.T, open func(t *testing.T) S, tests []struct {
+	name string
+	fn   func(t *testing.T, s S)
+}) {
+	t.Helper()
+	var none S
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
-			if s == nil {
+			if s == none {
 				t.Fatal("open returned a nil store")
 			}
 			tc.fn(t, s)

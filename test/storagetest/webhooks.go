@@ -43,15 +43,7 @@ func RunWebhooks(t *testing.T, open func(t *testing.T) ports.Webhooks) {
 		{"Deliveries", testDeliveries},
 		{"DeliveryLogBounded", testDeliveryLogBounded},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			if s == nil {
-				t.Fatal("open returned a nil store")
-			}
-			tc.fn(t, s)
-		})
-	}
+	runSubtests(t, open, tests)
 }
 
 // fullSubscription has every field set, times with microseconds.
