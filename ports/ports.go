@@ -1,6 +1,6 @@
 // Package ports declares the interfaces the activityd core needs from the
 // outside world — storage (Events, Counts, Tokens, Imports, Changes,
-// Erasures, Webhooks, together Store), webhook delivery (WebhookSender), the
+// Erasures, Evidence, Webhooks, together Store), webhook delivery (WebhookSender), the
 // read cache (Cache, with the optional LatestGetter and InstanceWatcher),
 // the record of invalidations the cache missed (CacheLedger), rate and
 // failure limits (Limiter), jobs (Jobs) and the clock (Clock) — and the
@@ -134,6 +134,35 @@ type Erasures interface {
 	Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error)
 }
 
+// Evidence keeps what makes the change feed verifiable (issue 18): every
+// change's link in its user's hash chain, made by the store in the
+// change's own transaction in position order, and the checkpoints signed
+// over the chains' heads. Checkpoints kept here are a convenience: their
+// copies outside the database are what an attacker cannot rewrite.
+type Evidence interface {
+	// ChainRecords returns the records of the changes f selects, in
+	// position order, as ports.Changes selects changes, but keeping a
+	// change whose event is gone (Gone).
+	ChainRecords(ctx context.Context, f domain.ChangeFilter) ([]domain.ChainRecord, error)
+	// ChainHeads returns every user's chain head, in user id order, as of
+	// one committed position, which it returns too.
+	ChainHeads(ctx context.Context) (int64, []domain.ChainHead, error)
+	// SaveCheckpoint stores c with its leaves (the heads it signed, in
+	// user id order); one at c.Position already is domain.ErrConflict.
+	// Only the newest KeptLeaves checkpoints keep their leaves.
+	SaveCheckpoint(ctx context.Context, c domain.Checkpoint, leaves []domain.ChainHead) error
+	// Checkpoints returns at most limit checkpoints below position before
+	// (0: from the newest), newest first.
+	Checkpoints(ctx context.Context, before int64, limit int) ([]domain.Checkpoint, error)
+	// CheckpointLeaves returns the leaves of the checkpoint at position;
+	// domain.ErrNotFound when it is unknown or no longer keeps them.
+	CheckpointLeaves(ctx context.Context, position int64) ([]domain.ChainHead, error)
+}
+
+// KeptLeaves is how many of the newest checkpoints keep their leaves
+// (what inclusion proofs are made from): a leaf is 56 bytes per user.
+const KeptLeaves = 24
+
 // KeptDeliveries is how many attempts a subscription's delivery log keeps.
 const KeptDeliveries = 1000
 
@@ -173,6 +202,7 @@ type Store interface {
 	Imports
 	Changes
 	Erasures
+	Evidence
 	Webhooks
 	// Migrate brings the schema up to date; safe to call on every start and
 	// from several processes at once.

@@ -68,6 +68,9 @@ func Run(t *testing.T, open func(t *testing.T) ports.Store) {
 		{"Changes", testChanges},
 		{"ChangesConcurrent", testChangesConcurrent},
 		{"Erase", testErase},
+		{"Chains", testChains},
+		{"ChainsConcurrent", testChainsConcurrent},
+		{"Checkpoints", testCheckpoints},
 	}
 	runSubtests(t, open, tests)
 }

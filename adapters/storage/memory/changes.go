@@ -16,6 +16,8 @@ type change struct {
 	updated time.Time
 	r       *record         // nil for an erasure
 	erasure *domain.Erasure // an erasure's
+	digest  domain.Hash     // what the link covers of the metadata or erasure
+	link    domain.Hash     // in its user's chain
 }
 
 // Changes implements ports.Changes. Changes are appended under the store's
@@ -83,7 +85,7 @@ func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, er
 	}
 	if e.Count > 0 {
 		rec := e
-		s.changes = append(s.changes, change{kind: domain.ChangeErased, at: e.At, erasure: &rec})
+		s.appendChange(change{kind: domain.ChangeErased, at: e.At, erasure: &rec})
 	}
 	return e, nil
 }

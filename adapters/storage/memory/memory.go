@@ -41,6 +41,7 @@ type Store struct {
 	hooks  webhooks // ports.Webhooks, under its own lock
 
 	changes []change // the change feed: position i+1 is changes[i]
+	ev      evidence // the chains' heads and the checkpoints
 }
 
 // windowCounts is one computed window: per user, per action.
@@ -108,7 +109,7 @@ func (s *Store) create(e domain.Event, by string) (domain.Event, bool) {
 	r := &record{e: clone(e), history: []domain.Transition{{To: domain.StatusPending, At: e.RecordedAt, By: by}}}
 	s.events[e.ID] = r
 	s.ordered = append(s.ordered, r)
-	s.changes = append(s.changes, change{kind: domain.ChangeRecorded, at: e.RecordedAt, status: e.Status, updated: e.UpdatedAt, r: r})
+	s.appendChange(change{kind: domain.ChangeRecorded, at: e.RecordedAt, status: e.Status, updated: e.UpdatedAt, r: r})
 	return clone(e), true
 }
 
@@ -274,7 +275,7 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 	}
 	r.e.Status, r.e.UpdatedAt = to, at
 	r.history = append(r.history, domain.Transition{From: from, To: to, At: at, By: by})
-	s.changes = append(s.changes, change{kind: domain.ChangeStatus, at: at, status: to, updated: at, r: r})
+	s.appendChange(change{kind: domain.ChangeStatus, at: at, status: to, updated: at, r: r})
 	return clone(r.e), nil
 }
 
