@@ -27,6 +27,11 @@ type Options struct {
 	StatementTimeout time.Duration // abandon a statement after this long
 	ConnectTimeout   time.Duration // give up connecting after this long
 
+	// Unchained: changes are recorded without links in their users' hash
+	// chains (EVIDENCE_CHAINS=false); verification reports them as
+	// unchained. The zero value chains, as issue 18 promises by default.
+	Unchained bool
+
 	// TracerProvider, when set, makes every SQL statement of the SQL
 	// stores a client span (see TraceSQL): a child of the span in the
 	// statement's context, and none when the context has no span, so
