@@ -79,7 +79,8 @@ const insertCols = eventCols + `, created_by`
 // an event visible to this statement's snapshot, that event is returned in
 // the same round trip; one committed by a concurrent create after the
 // snapshot was taken is read by a second statement.
-var createSQL = `
+func createSQL(chain bool) string {
+	return `
 WITH existing AS MATERIALIZED (
     SELECT recorded_at FROM event_ids WHERE id = $1::uuid
     UNION ALL
@@ -96,13 +97,14 @@ WITH existing AS MATERIALIZED (
     WHERE CASE WHEN $11::bool THEN NOT EXISTS (SELECT 1 FROM existing) ELSE EXISTS (SELECT 1 FROM claim) END
     ON CONFLICT DO NOTHING
     RETURNING ` + eventCols + `
-)` + feedCTEs("ins", storage.KindRecorded, "recorded_at") + `
+)` + feedCTEs("ins", storage.KindRecorded, "recorded_at", chain) + `
 SELECT true, ` + eventCols + ` FROM ins
 UNION ALL
 SELECT false, ` + prefixed("e") + ` FROM events e
 WHERE NOT EXISTS (SELECT 1 FROM ins)
   AND e.id = $1::uuid
   AND e.recorded_at = (SELECT recorded_at FROM existing)`
+}
 
 // createOne stores one event with createSQL, within ctx.
 func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domain.Event, bool, error) {
@@ -112,7 +114,7 @@ func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domai
 		stored  domain.Event
 	)
 	dest := append([]any{&created}, eventDest(&stored)...)
-	err := s.queryRow(ctx, createSQL, []any{
+	err := s.queryRow(ctx, s.w.create, []any{
 		e.ID.String(), e.UserID, string(e.Action), string(e.Status),
 		e.OccurredAt, e.RecordedAt, e.UpdatedAt, string(e.Metadata), by, hint(e.ID), direct(e),
 	}, dest...)
@@ -137,7 +139,7 @@ func (s *Store) createOne(ctx context.Context, e domain.Event, by string) (domai
 // createSQL).
 // The variant with feed records their changes (outside a transaction);
 // without, the transaction's last statement does (recordCreated).
-func insertDirectSQL(feed bool) string {
+func insertDirectSQL(feed, chain bool) string {
 	q := `
 WITH ins AS (
     INSERT INTO events (` + insertCols + `)
@@ -147,16 +149,15 @@ WITH ins AS (
     WHERE NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.id = t.id)
     ORDER BY t.id -- concurrent batches sharing ids lock them in one order: no deadlock
     ON CONFLICT DO NOTHING
-    RETURNING id, user_id, recorded_at, status, updated_at
+    RETURNING id, user_id, action, occurred_at, recorded_at, status, updated_at, metadata
 )`
 	if feed {
-		q += feedCTEs("ins", storage.KindRecorded, "recorded_at")
+		q += feedCTEs("ins", storage.KindRecorded, "recorded_at", chain)
 	}
 	return q + `
 SELECT id FROM ins`
 }
 
-var insertDirectFeedSQL, insertDirectTxSQL = insertDirectSQL(true), insertDirectSQL(false)
 
 // createManySQL is createSQL for a batch of claimed ids passed as arrays
 // (each event with its own author): one statement, one round trip. Ids are
@@ -164,7 +165,7 @@ var insertDirectFeedSQL, insertDirectTxSQL = insertDirectSQL(true), insertDirect
 // deadlock; a duplicate within the batch is stored once, as its first
 // occurrence. The variant with feed records their changes, as
 // insertDirectSQL's.
-func createManySQL(feed bool) string {
+func createManySQL(feed, chain bool) string {
 	q := `
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
@@ -186,7 +187,7 @@ WITH input AS (
     RETURNING ` + eventCols + `
 )`
 	if feed {
-		q += feedCTEs("ins", storage.KindRecorded, "recorded_at")
+		q += feedCTEs("ins", storage.KindRecorded, "recorded_at", chain)
 	}
 	return q + `
 SELECT true, ` + eventCols + ` FROM ins
@@ -197,7 +198,6 @@ CROSS JOIN LATERAL (` + byIDLateral + `) e
 WHERE f.id NOT IN (SELECT id FROM claim)`
 }
 
-var createManyFeedSQL, createManyTxSQL = createManySQL(true), createManySQL(false)
 
 // byIDLateral reads the event of id f.id with hint f.hint, one index probe
 // in its partition. OFFSET 0 keeps the planner from flattening it into a
@@ -224,7 +224,7 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 	if err != nil {
 		return nil, err
 	}
-	if err := recordCreated(ctx, tx, out); err != nil {
+	if err := s.recordCreated(ctx, tx, out); err != nil {
 		return nil, fmt.Errorf("postgres: create events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -275,9 +275,9 @@ func (c *columns) args() []any {
 // (recordCreated) last; otherwise each statement records its own.
 func (s *Store) createMany(ctx context.Context, q querier, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
 	_, inTx := q.(*sql.Tx)
-	insertDirect, createClaimed := insertDirectFeedSQL, createManyFeedSQL
+	insertDirect, createClaimed := s.w.insertDirectFeed, s.w.createManyFeed
 	if inTx {
-		insertDirect, createClaimed = insertDirectTxSQL, createManyTxSQL
+		insertDirect, createClaimed = s.w.insertDirectTx, s.w.createManyTx
 	}
 	n := len(es)
 	norm := make([]domain.Event, n)
@@ -571,7 +571,8 @@ func (s *Store) History(ctx context.Context, id domain.ID) ([]domain.Transition,
 // or neither are stored. The second branch returns the event as this
 // statement's snapshot saw it when the UPDATE matched nothing: a row there
 // means a conflict, no row means no such event.
-var setStatusSQL = `
+func setStatusSQL(chain bool) string {
+	return `
 WITH cur AS MATERIALIZED (
     SELECT ` + routeOf("$1", "$6") + ` AS recorded_at
 ), upd AS (
@@ -582,12 +583,13 @@ WITH cur AS MATERIALIZED (
     INSERT INTO event_status_history (event_id, event_recorded_at, from_status, to_status, at, changed_by)
     SELECT id, recorded_at, $2::text, $3::text, $4::timestamptz, $5::text FROM upd
     RETURNING 1
-)` + feedCTEs("upd", storage.KindStatus, "updated_at", "hist") + `
+)` + feedCTEs("upd", storage.KindStatus, "updated_at", chain, "hist") + `
 SELECT true, ` + eventCols + ` FROM upd
 UNION ALL
 SELECT false, ` + eventCols + ` FROM events
 WHERE NOT EXISTS (SELECT 1 FROM upd)
   AND id = $1::uuid AND recorded_at = (SELECT recorded_at FROM cur)`
+}
 
 // SetStatus implements ports.Events with one compare-and-set statement.
 func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Status, at time.Time, by string) (domain.Event, error) {
@@ -597,7 +599,7 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 		updated bool
 		e       domain.Event
 	)
-	err := s.queryRow(ctx, setStatusSQL, []any{
+	err := s.queryRow(ctx, s.w.setStatus, []any{
 		id.String(), string(from), string(to), domain.Normalize(at), by, hint(id),
 	}, append([]any{&updated}, eventDest(&e)...)...)
 	switch {

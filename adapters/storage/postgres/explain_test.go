@@ -257,8 +257,8 @@ func TestListUsesIndexes(t *testing.T) {
 	}{
 		"get":        {getSQL, []any{id, now}},
 		"history":    {historySQL, []any{id, now}},
-		"set status": {setStatusSQL, []any{id, "PENDING", "IN_PROGRESS", now, "x", now}},
-		"create":     {createSQL, []any{id, 1, "login", "PENDING", now, now, now, "{}", "x", now, false}},
+		"set status": {chainedSQL.setStatus, []any{id, "PENDING", "IN_PROGRESS", now, "x", now}},
+		"create":     {chainedSQL.create, []any{id, 1, "login", "PENDING", now, now, now, "{}", "x", now, false}},
 	}
 	// A batch of 1000, half of it already stored, and the re-read of ids
 	// taken concurrently.
@@ -282,7 +282,7 @@ func TestListUsesIndexes(t *testing.T) {
 	byID["create many"] = struct {
 		sql  string
 		args []any
-	}{createManyFeedSQL, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8], nullableArray(batch[5])}}
+	}{chainedSQL.createManyFeed, []any{batch[0], users, batch[2], batch[3], batch[4], batch[5], batch[6], batch[7], batch[8], nullableArray(batch[5])}}
 	byID["read many"] = struct {
 		sql  string
 		args []any

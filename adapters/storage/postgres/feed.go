@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -20,53 +21,124 @@ var _ ports.Changes = (*Store)(nil)
 // whose row lock — taken last, held until commit — makes positions follow
 // commit order.
 
+// writeSQL are the statements that write changes: chained (the default),
+// or not (storage.Options.Unchained).
+type writeSQL struct {
+	create, insertDirectFeed, insertDirectTx, createManyFeed, createManyTx, setStatus, record, erase string
+	chain                                                                                            bool
+}
+
+func newWriteSQL(chain bool) *writeSQL {
+	return &writeSQL{
+		create:           createSQL(chain),
+		insertDirectFeed: insertDirectSQL(true, chain),
+		insertDirectTx:   insertDirectSQL(false, chain),
+		createManyFeed:   createManySQL(true, chain),
+		createManyTx:     createManySQL(false, chain),
+		setStatus:        setStatusSQL(chain),
+		record:           recordSQL(chain),
+		erase:            eraseSQL(chain),
+		chain:            chain,
+	}
+}
+
+var chainedSQL, unchainedSQL = newWriteSQL(true), newWriteSQL(false)
+
+// kindNames are the kinds as entries name them (domain.ChangeKind).
+var kindNames = map[int]string{
+	storage.KindRecorded: string(domain.ChangeRecorded),
+	storage.KindStatus:   string(domain.ChangeStatus),
+	storage.KindErased:   string(domain.ChangeErased),
+}
+
 // feedCTEs are the CTEs that record the rows of CTE src (columns id,
-// user_id, recorded_at, status, updated_at) as changes of kind kind at the
-// time column at. They follow src in a WITH list; a statement with them
-// must take no lock after them (none of ours does: they run after every
-// other CTE, as they read src whole).
+// user_id, action, occurred_at, recorded_at, status, updated_at and, for
+// KindRecorded, metadata) as changes of kind kind at the time column at,
+// chained when chain. They follow src in a WITH list; a statement with
+// them must take no lock after them (none of ours does: they run after
+// every other CTE, as they read src whole).
 //
 // A statement whose src does not read its every other write (setStatusSQL:
 // the history insert) names that write as gate: CTEs nothing reads are run
 // last-defined first, and reading gate makes it run before feed_head is
 // locked.
-func feedCTEs(src string, kind int, at string, gate ...string) string {
+func feedCTEs(src string, kind int, at string, chain bool, gate ...string) string {
 	cond := `EXISTS (SELECT 1 FROM ` + src + `)`
 	for _, g := range gate {
 		cond += ` AND EXISTS (SELECT 1 FROM ` + g + `)`
 	}
-	return `, head AS (
+	q := `, head AS (
     UPDATE feed_head SET last = last + (SELECT count(*) FROM ` + src + `)
     WHERE ` + cond + `
     RETURNING last
-), feed AS (
+)`
+	if !chain {
+		return q + `, feed AS (
     INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)
     SELECT h.last - count(*) OVER () + row_number() OVER (ORDER BY s.id), ` + strconv.Itoa(kind) + `,
            s.id, s.recorded_at, s.user_id, s.` + at + `, s.status, s.updated_at
     FROM ` + src + ` s CROSS JOIN head h
 )`
+	}
+	digest := `NULL::bytea`
+	if kind == storage.KindRecorded {
+		digest = `activityd_metadata_digest(s.metadata::text)`
+	}
+	return q + `, numbered AS (
+    SELECT s.id, s.user_id, s.action, s.occurred_at, s.recorded_at, s.` + at + ` AS at, s.status, s.updated_at,
+           ` + digest + ` AS digest, h.last - count(*) OVER () + row_number() OVER (ORDER BY s.id) AS position
+    FROM ` + src + ` s CROSS JOIN head h
+), chain AS (
+    SELECT min(position) AS first, activityd_chain(array_agg(user_id ORDER BY position), array_agg(position ORDER BY position),
+           array_agg(activityd_entry(position, '` + kindNames[kind] + `', user_id, id, action, status, occurred_at, recorded_at, at, digest)
+                     ORDER BY position)) AS links
+    FROM numbered HAVING count(*) > 0
+), feed AS (
+    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, digest, link)
+    SELECT n.position, ` + strconv.Itoa(kind) + `, n.id, n.recorded_at, n.user_id, n.at, n.status, n.updated_at,
+           n.digest, c.links[n.position - c.first + 1]
+    FROM numbered n CROSS JOIN chain c
+)`
 }
 
 // recordSQL records created events as changes, in the order given: the
 // last statement of a transaction that stored them with statements
-// without feedCTEs (a batch, an import).
-var recordSQL = `
+// without feedCTEs (a batch, an import). $8 are their metadata digests.
+func recordSQL(chain bool) string {
+	q := `
 WITH src AS (
-    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::timestamptz[])
-        WITH ORDINALITY AS t(id, user_id, recorded_at, status, updated_at, ord)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::timestamptz[],
+                         $6::text[], $7::timestamptz[], $8::bytea[])
+        WITH ORDINALITY AS t(id, user_id, recorded_at, status, updated_at, action, occurred_at, digest, ord)
 ), head AS (
     UPDATE feed_head SET last = last + cardinality($1::uuid[]) RETURNING last
-)
+), numbered AS (
+    SELECT s.*, h.last - cardinality($1::uuid[]) + s.ord AS position FROM src s CROSS JOIN head h
+)`
+	if !chain {
+		return q + `
 INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)
-SELECT h.last - cardinality($1::uuid[]) + s.ord, ` + strconv.Itoa(storage.KindRecorded) + `,
-       s.id, s.recorded_at, s.user_id, s.recorded_at, s.status, s.updated_at
-FROM src s CROSS JOIN head h`
+SELECT n.position, ` + strconv.Itoa(storage.KindRecorded) + `, n.id, n.recorded_at, n.user_id, n.recorded_at, n.status, n.updated_at
+FROM numbered n`
+	}
+	return q + `, chain AS (
+    SELECT min(position) AS first, activityd_chain(array_agg(user_id ORDER BY position), array_agg(position ORDER BY position),
+           array_agg(activityd_entry(position, '` + kindNames[storage.KindRecorded] + `', user_id, id, action, status, occurred_at,
+                                     recorded_at, recorded_at, digest) ORDER BY position)) AS links
+    FROM numbered HAVING count(*) > 0
+)
+INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, digest, link)
+SELECT n.position, ` + strconv.Itoa(storage.KindRecorded) + `, n.id, n.recorded_at, n.user_id, n.recorded_at, n.status, n.updated_at,
+       n.digest, c.links[n.position - c.first + 1]
+FROM numbered n CROSS JOIN chain c`
+}
 
 // recordCreated records the events out created, in order, on tx; it must
 // be the transaction's last statement before COMMIT. Many rows (a batch's)
-// are numbered with one UPDATE of feed_head and copied with COPY, the
-// cheapest way in; a few with one recordSQL statement.
-func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
+// are numbered with one UPDATE of feed_head, chained with one call of
+// activityd_chain and copied with COPY, the cheapest way in; a few with one
+// recordSQL statement.
+func (s *Store) recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
 	n := 0
 	for _, c := range out {
 		if c.Created {
@@ -77,11 +149,12 @@ func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
 		return nil
 	}
 	if t, ok := tx.(*sql.Tx); ok && n >= copyMin {
-		return copyCreated(ctx, t, out, n)
+		return s.copyCreated(ctx, t, out, n)
 	}
 	var (
-		ids, recorded, statuses, updated pq.StringArray
-		users                            pq.Int64Array
+		ids, recorded, statuses, updated, actions, occurred pq.StringArray
+		users                                               pq.Int64Array
+		digests                                             pq.ByteaArray
 	)
 	for _, c := range out {
 		if !c.Created {
@@ -93,8 +166,12 @@ func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
 		recorded = append(recorded, pgTimeText(e.RecordedAt))
 		statuses = append(statuses, string(e.Status))
 		updated = append(updated, pgTimeText(e.UpdatedAt))
+		actions = append(actions, string(e.Action))
+		occurred = append(occurred, pgTimeText(e.OccurredAt))
+		d := domain.MetadataDigest(e.Metadata)
+		digests = append(digests, d[:])
 	}
-	rows, err := tx.QueryContext(ctx, recordSQL, ids, users, recorded, statuses, updated)
+	rows, err := tx.QueryContext(ctx, s.w.record, ids, users, recorded, statuses, updated, actions, occurred, digests)
 	if err != nil {
 		return fmt.Errorf("record changes: %w", wrap(err))
 	}
@@ -103,24 +180,53 @@ func recordCreated(ctx context.Context, tx querier, out []ports.Created) error {
 
 // copyCreated is recordCreated for n rows with COPY: positions
 // last-n+1..last from feed_head's UPDATE (its row lock held to commit, as
-// every writer's).
-func copyCreated(ctx context.Context, tx *sql.Tx, out []ports.Created, n int) error {
+// every writer's), entries computed here, links by activityd_chain in a
+// statement of its own, which therefore sees the heads the lock's previous
+// holder committed.
+func (s *Store) copyCreated(ctx context.Context, tx *sql.Tx, out []ports.Created, n int) error {
 	var last int64
 	if err := tx.QueryRowContext(ctx, `UPDATE feed_head SET last = last + $1 RETURNING last`, n).Scan(&last); err != nil {
 		return fmt.Errorf("record changes: %w", wrap(err))
 	}
-	st, err := tx.PrepareContext(ctx, `COPY changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at) FROM STDIN`)
+	var (
+		digests, links pq.ByteaArray
+		users, poss    pq.Int64Array
+		entries        pq.ByteaArray
+	)
+	if s.w.chain {
+		pos := last - int64(n)
+		for _, c := range out {
+			if !c.Created {
+				continue
+			}
+			pos++
+			e := c.Event
+			d := domain.MetadataDigest(e.Metadata)
+			h := domain.ChainEntry{Position: pos, Kind: domain.ChangeRecorded, UserID: e.UserID, EventID: e.ID, Action: e.Action,
+				Status: e.Status, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, At: e.RecordedAt, Digest: d}.Hash()
+			digests, users, poss, entries = append(digests, d[:]), append(users, e.UserID), append(poss, pos), append(entries, h[:])
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT activityd_chain($1::bigint[], $2::bigint[], $3::bytea[])`, users, poss, entries).Scan(&links); err != nil {
+			return fmt.Errorf("chain changes: %w", wrap(err))
+		}
+	}
+	st, err := tx.PrepareContext(ctx, `COPY changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, digest, link) FROM STDIN`)
 	if err != nil {
 		return fmt.Errorf("record changes: %w", wrap(err))
 	}
-	pos := last - int64(n)
+	pos, i := last-int64(n), 0
 	for _, c := range out {
 		if !c.Created {
 			continue
 		}
 		pos++
 		e := c.Event
-		if _, err := st.ExecContext(ctx, pos, storage.KindRecorded, e.ID.String(), e.RecordedAt, e.UserID, e.RecordedAt, string(e.Status), e.UpdatedAt); err != nil {
+		var digest, link any
+		if s.w.chain {
+			digest, link = digests[i], links[i]
+		}
+		i++
+		if _, err := st.ExecContext(ctx, pos, storage.KindRecorded, e.ID.String(), e.RecordedAt, e.UserID, e.RecordedAt, string(e.Status), e.UpdatedAt, digest, link); err != nil {
 			st.Close()
 			return fmt.Errorf("record changes: %w", wrap(err))
 		}
@@ -213,8 +319,11 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 
 // eraseSQL erases the metadata of user $1's events recorded in [$2, $3)
 // and, when it erased some, records the erasure ($4 its time, $5 its
-// detail without the count) as a change, numbered like every other.
-var eraseSQL = `
+// detail without the count; $6, $7 its bounds in Unix microseconds, 0 for
+// none, and $8 who asked, as its digest covers them) as a change, numbered
+// and chained like every other.
+func eraseSQL(chain bool) string {
+	q := `
 WITH upd AS (
     UPDATE events SET metadata = '{}'
     WHERE user_id = $1 AND recorded_at >= $2::timestamptz AND recorded_at < $3::timestamptz AND metadata::text <> '{}'
@@ -223,13 +332,27 @@ WITH upd AS (
     SELECT count(*) AS n FROM upd
 ), head AS (
     UPDATE feed_head SET last = last + 1 WHERE (SELECT n FROM n) > 0 RETURNING last
-), feed AS (
-    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, detail)
-    SELECT h.last, ` + strconv.Itoa(storage.KindErased) + `, '00000000-0000-0000-0000-000000000000', $4::timestamptz, $1,
-           $4::timestamptz, '', $4::timestamptz, $5::jsonb || jsonb_build_object('count', (SELECT n FROM n))
-    FROM head h
+)`
+	digest, link := `NULL::bytea`, `NULL::bytea`
+	from := `head h`
+	if chain {
+		q += `, ent AS (
+    SELECT h.last AS position, activityd_erasure_digest($1, $6::bigint, $7::bigint, (SELECT n FROM n), $8::text) AS digest FROM head h
+), chain AS (
+    SELECT e.position, e.digest, activityd_chain(ARRAY[$1::bigint], ARRAY[e.position], ARRAY[activityd_entry(e.position,
+           '` + kindNames[storage.KindErased] + `', $1, '00000000-0000-0000-0000-000000000000', '', '', NULL, NULL, $4::timestamptz, e.digest)]) AS links
+    FROM ent e
+)`
+		digest, link, from = `h.digest`, `h.links[1]`, `chain h`
+	}
+	return q + `, feed AS (
+    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at, detail, digest, link)
+    SELECT ` + map[bool]string{true: "h.position", false: "h.last"}[chain] + `, ` + strconv.Itoa(storage.KindErased) + `, '00000000-0000-0000-0000-000000000000', $4::timestamptz, $1,
+           $4::timestamptz, '', $4::timestamptz, $5::jsonb || jsonb_build_object('count', (SELECT n FROM n)), ` + digest + `, ` + link + `
+    FROM ` + from + `
 )
 SELECT n FROM n`
+}
 
 // Erase implements ports.Erasures in one statement.
 func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, error) {
@@ -243,8 +366,20 @@ func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, er
 		to = e.To.UTC()
 	}
 	e.Count = 0
-	if err := s.db.QueryRowContext(ctx, eraseSQL, e.UserID, from, to, e.At.UTC(), storage.ErasureDetail(e)).Scan(&e.Count); err != nil {
+	args := []any{e.UserID, from, to, e.At.UTC(), storage.ErasureDetail(e)}
+	if s.w.chain {
+		args = append(args, micros(e.From), micros(e.To), e.By)
+	}
+	if err := s.db.QueryRowContext(ctx, s.w.erase, args...).Scan(&e.Count); err != nil {
 		return domain.Erasure{}, fmt.Errorf("postgres: erase user %d: %w", e.UserID, wrap(err))
 	}
 	return e, nil
+}
+
+// micros is t in Unix microseconds as entries encode it: 0 for none.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return domain.Normalize(t).UnixMicro()
 }

@@ -66,7 +66,7 @@ func (s *Store) Import(ctx context.Context, es []domain.Event, by string) ([]por
 			return nil, fmt.Errorf("postgres: import events: history: %w", wrap(err))
 		}
 	}
-	if err := recordCreated(ctx, tx, out); err != nil {
+	if err := s.recordCreated(ctx, tx, out); err != nil {
 		return nil, fmt.Errorf("postgres: import events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -176,6 +176,7 @@ type Store struct {
 	group     *storage.CreateGroup // the queue behind Create
 	tokens    *tokenCache          // TokenByHash's cache
 	tracer    trace.Tracer         // group commit spans; nil: not traced
+	w         *writeSQL            // the write statements: chained or not
 }
 
 var (
@@ -259,7 +260,10 @@ func Open(_ context.Context, url string, opts storage.Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	st := &Store{db: sqlx.NewDb(db, "postgres"), cfg: cfg, opTimeout: opT, unobserve: unobserve,
-		tokens: newTokenCache(listenerDSN(url))}
+		tokens: newTokenCache(listenerDSN(url)), w: chainedSQL}
+	if opts.Unchained {
+		st.w = unchainedSQL
+	}
 	st.stmts.closed = cacheOff // a closed cache prepares nothing
 	if tp, ok := opts.Traced(); ok {
 		st.tracer = tp.Tracer(instrumentationName)

@@ -82,7 +82,7 @@ func TestPreparedStatementsTraced(t *testing.T) {
 		t.Errorf("the create was prepared again: %s", tracing.Describe(spans))
 	}
 	s.stmts.mu.RLock()
-	cached := s.stmts.stmts[createSQL] != nil
+	cached := s.stmts.stmts[chainedSQL.create] != nil
 	s.stmts.mu.RUnlock()
 	if !cached {
 		t.Error("createSQL is not in the statement cache")
