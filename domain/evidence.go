@@ -25,6 +25,19 @@ type Hash [32]byte
 // String is the digest in lower-case hex.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
+// MarshalText encodes h as lower-case hex (JSON: a string).
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText reads 64 hex digits.
+func (h *Hash) UnmarshalText(b []byte) error {
+	v, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
 // ParseHash reads 64 hex digits.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
@@ -38,19 +51,19 @@ func ParseHash(s string) (Hash, error) {
 
 // ChainEntry is what a link covers of one change.
 type ChainEntry struct {
-	Position   int64
-	Kind       ChangeKind
-	UserID     int64
-	EventID    ID     // zero for an erasure
-	Action     Action // "" for an erasure
-	Status     Status // the status the change left; "" for an erasure
-	OccurredAt time.Time
-	RecordedAt time.Time
-	At         time.Time // the change's time
+	Position   int64      `json:"position"`
+	Kind       ChangeKind `json:"kind"`
+	UserID     int64      `json:"user_id"`
+	EventID    ID         `json:"event_id"` // zero for an erasure
+	Action     Action     `json:"action"`   // "" for an erasure
+	Status     Status     `json:"status"`   // the status the change left; "" for an erasure
+	OccurredAt time.Time  `json:"occurred_at"`
+	RecordedAt time.Time  `json:"recorded_at"`
+	At         time.Time  `json:"at"` // the change's time
 	// Digest is MetadataDigest of the metadata as recorded for
 	// ChangeRecorded, ErasureDigest for ChangeErased, zero for
 	// ChangeStatus.
-	Digest Hash
+	Digest Hash `json:"digest"`
 }
 
 const (
@@ -122,10 +135,10 @@ func Link(prev, entry Hash) Hash {
 
 // ChainHead is a user's chain as a checkpoint covers it.
 type ChainHead struct {
-	UserID   int64
-	Position int64 // of the user's last change covered
-	Count    int64 // changes in the user's chain up to it
-	Link     Hash
+	UserID   int64 `json:"user_id"`
+	Position int64 `json:"position"` // of the user's last change covered
+	Count    int64 `json:"count"`    // changes in the user's chain up to it
+	Link     Hash  `json:"link"`
 }
 
 // Leaf is the head's leaf in a checkpoint's Merkle tree.
@@ -216,12 +229,12 @@ func RootFromPath(leaf Hash, i, n int, path []Hash) (Hash, error) {
 // Checkpoint is a signed statement of every user's chain head up to a
 // position: the Merkle root of their leaves, in user id order.
 type Checkpoint struct {
-	Position  int64 // covers every change up to it
-	At        time.Time
-	Users     int // leaves
-	Root      Hash
-	KeyID     string // CheckpointKeyID of the signing key
-	Signature []byte // Ed25519 over SignedBytes
+	Position  int64     `json:"position"` // covers every change up to it
+	At        time.Time `json:"at"`
+	Users     int       `json:"users"` // leaves
+	Root      Hash      `json:"root"`
+	KeyID     string    `json:"key_id"`    // CheckpointKeyID of the signing key
+	Signature []byte    `json:"signature"` // Ed25519 over SignedBytes; base64 in JSON
 }
 
 // SignedBytes is what the signature covers.
@@ -258,13 +271,13 @@ func (c Checkpoint) Verify(pub ed25519.PublicKey) error {
 // Proof shows that one change is in a user's chain and that the chain's
 // head is in a signed checkpoint.
 type Proof struct {
-	Entry     ChainEntry
-	Prev      Hash   // the link before Entry in the user's chain
-	Following []Hash // the Hash of each later change of the user, up to the checkpoint
-	Head      ChainHead
-	Index     int    // of Head's leaf
-	Path      []Hash // its audit path
-	Checkpoint
+	Entry      ChainEntry `json:"entry"`
+	Prev       Hash       `json:"prev"`      // the link before Entry in the user's chain
+	Following  []Hash     `json:"following"` // the Hash of each later change of the user, up to the checkpoint
+	Head       ChainHead  `json:"head"`
+	Index      int        `json:"index"` // of Head's leaf
+	Path       []Hash     `json:"path"`  // its audit path
+	Checkpoint Checkpoint `json:"checkpoint"`
 }
 
 // Verify checks p with the checkpoint key pub: Entry's link, folded with

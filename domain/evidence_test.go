@@ -169,7 +169,7 @@ func TestCheckpointAndProof(t *testing.T) {
 		"another head":      func(p *domain.Proof) { p.Head.Count++ },
 		"another index":     func(p *domain.Proof) { p.Index = 0 },
 		"another key": func(p *domain.Proof) {
-			p.Checkpoint.Signature = ed25519.Sign(ed25519.NewKeyFromSeed(make([]byte, 32)), p.SignedBytes())
+			p.Checkpoint.Signature = ed25519.Sign(ed25519.NewKeyFromSeed(make([]byte, 32)), p.Checkpoint.SignedBytes())
 		},
 		"another user's head": func(p *domain.Proof) { p.Head = heads[0]; p.Index = 0; p.Path = domain.MerklePath(leaves, 0) },
 	} {

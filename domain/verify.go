@@ -73,6 +73,8 @@ type Verifier struct {
 	lastPos  int64 // of the last record fed
 	checked  int64
 	first    *Break
+	prev     Hash  // the link before first's change
+	head     int64 // the feed's head, when known (ExpectHead)
 	pending  map[int64][]pendingErasure // records read with "{}" metadata, awaiting the erasure that emptied them
 	statuses map[ID]statusWant          // events whose status now differs from their last change's so far
 }
@@ -117,8 +119,19 @@ func NewVerifier(cp *Checkpoint, leaves []ChainHead, all bool) *Verifier {
 func (v *Verifier) brk(b Break) {
 	if v.first == nil || b.Position < v.first.Position {
 		v.first = &b
+		if st := v.users[b.UserID]; st != nil {
+			v.prev = st.link
+		}
 	}
 }
+
+// Prev is the link the first break's change should have followed: what
+// Diagnose needs.
+func (v *Verifier) Prev() Hash { return v.prev }
+
+// ExpectHead tells a walk of every change where the feed ends: changes
+// missing from the end are then a truncation even with no checkpoint.
+func (v *Verifier) ExpectHead(head int64) { v.head = head }
 
 func recordBreak(r ChainRecord, reason BreakReason, detail string) Break {
 	b := Break{Position: r.Entry.Position, UserID: r.Entry.UserID, Kind: r.Entry.Kind, Reason: reason, Detail: detail}
@@ -260,6 +273,10 @@ func (v *Verifier) Finish(user int64) Result {
 	}
 	if v.cp != nil {
 		v.checkHeads(user)
+	}
+	if v.contig && v.head > v.lastPos {
+		v.brk(Break{Position: v.lastPos + 1, Reason: BreakTruncated,
+			Detail: fmt.Sprintf("the feed's head is %d, but its changes end at %d", v.head, v.lastPos)})
 	}
 	res := Result{OK: v.first == nil, Checked: v.checked, Users: len(v.users), Position: v.lastPos, FirstBroken: v.first}
 	if v.cp != nil {

@@ -253,3 +253,18 @@ type WebhookMessage struct {
 	At      time.Time
 	Changes []domain.Change
 }
+
+// CheckpointSink keeps signed checkpoints where the database cannot change
+// them: a file directory, standard output, a webhook's receiver.
+type CheckpointSink interface {
+	// Name says where, for logs and responses ("dir:/var/lib/x", "stdout").
+	Name() string
+	// Put writes c with its leaves; writing one already there is a no-op.
+	Put(ctx context.Context, c domain.Checkpoint, leaves []domain.ChainHead) error
+}
+
+// CheckpointSource is a sink that can read back the newest checkpoint it
+// holds, with its leaves; domain.ErrNotFound when it holds none.
+type CheckpointSource interface {
+	Latest(ctx context.Context) (domain.Checkpoint, []domain.ChainHead, error)
+}

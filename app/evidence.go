@@ -1,0 +1,322 @@
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/activityd/activityd/domain"
+	"github.com/activityd/activityd/ports"
+)
+
+// EvidenceStore is what Evidence needs of the store.
+type EvidenceStore interface {
+	ports.Evidence
+	ports.Changes
+	Get(ctx context.Context, id domain.ID) (domain.Event, error)
+}
+
+// EvidenceConfig configures Evidence.
+type EvidenceConfig struct {
+	Key    ed25519.PrivateKey    // signs checkpoints; required
+	Sinks  []ports.CheckpointSink // where checkpoints are written besides the store
+	Clock  ports.Clock
+	Logger *slog.Logger
+}
+
+// Evidence signs checkpoints over the users' hash chains, verifies the
+// chains against them and makes inclusion proofs (issue 18).
+type Evidence struct {
+	store EvidenceStore
+	key   ed25519.PrivateKey
+	pub   ed25519.PublicKey
+	sinks []ports.CheckpointSink
+	clock ports.Clock
+	log   *slog.Logger
+	mu    sync.Mutex // one checkpoint at a time in this process
+}
+
+// NewEvidence returns an Evidence over store.
+func NewEvidence(store EvidenceStore, cfg EvidenceConfig) *Evidence {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Evidence{store: store, key: cfg.Key, pub: cfg.Key.Public().(ed25519.PublicKey), sinks: cfg.Sinks, clock: cfg.Clock, log: log}
+}
+
+// PublicKey is the key checkpoints verify with.
+func (x *Evidence) PublicKey() ed25519.PublicKey { return x.pub }
+
+// Signed is a checkpoint as made: where it was written, and where not.
+type Signed struct {
+	Checkpoint domain.Checkpoint `json:"checkpoint"`
+	// New: signed now; false when the newest checkpoint already covered
+	// the feed's head.
+	New     bool              `json:"new"`
+	Written []string          `json:"written"`
+	Failed  map[string]string `json:"failed,omitempty"`
+}
+
+// Checkpoint signs every user's chain head as of the feed's head now,
+// stores the checkpoint and writes it to every sink. When the newest
+// checkpoint already covers the head, it is returned instead (New false).
+// A sink that fails is named in Failed; the checkpoint stands.
+func (x *Evidence) Checkpoint(ctx context.Context) (Signed, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	pos, heads, err := x.store.ChainHeads(ctx)
+	if err != nil {
+		return Signed{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	latest, err := x.store.Checkpoints(ctx, 0, 1)
+	if err != nil {
+		return Signed{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	if len(latest) > 0 && latest[0].Position >= pos {
+		return Signed{Checkpoint: latest[0], Written: []string{}}, nil
+	}
+	leaves := make([]domain.Hash, len(heads))
+	for i, h := range heads {
+		leaves[i] = h.Leaf()
+	}
+	c := domain.Checkpoint{Position: pos, At: domain.Normalize(x.clock.Now()), Users: len(heads), Root: domain.MerkleRoot(leaves)}.Sign(x.key)
+	if err := x.store.SaveCheckpoint(ctx, c, heads); err != nil {
+		if errors.Is(err, domain.ErrConflict) { // another replica signed this position first
+			if cs, err2 := x.store.Checkpoints(ctx, pos+1, 1); err2 == nil && len(cs) == 1 && cs[0].Position == pos {
+				return Signed{Checkpoint: cs[0], Written: []string{}}, nil
+			}
+		}
+		return Signed{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	out := Signed{Checkpoint: c, New: true, Written: []string{"store"}}
+	for _, s := range x.sinks {
+		if err := s.Put(ctx, c, heads); err != nil {
+			if out.Failed == nil {
+				out.Failed = map[string]string{}
+			}
+			out.Failed[s.Name()] = err.Error()
+			x.log.ErrorContext(ctx, "checkpoint sink failed", "sink", s.Name(), "position", c.Position, "err", err)
+			continue
+		}
+		out.Written = append(out.Written, s.Name())
+	}
+	x.log.InfoContext(ctx, "checkpoint signed", "position", c.Position, "users", c.Users, "root", c.Root.String(), "key_id", c.KeyID)
+	return out, nil
+}
+
+// Checkpoints lists the stored checkpoints below before (0: the newest),
+// newest first.
+func (x *Evidence) Checkpoints(ctx context.Context, before int64, limit int) ([]domain.Checkpoint, error) {
+	return x.store.Checkpoints(ctx, before, limit)
+}
+
+// VerifyOptions say what to verify against.
+type VerifyOptions struct {
+	UserID int64 // 0: every user
+	// Checkpoint, with its Leaves, is the checkpoint to check against,
+	// read from outside the database; nil: the newest stored one (none
+	// stored: the chains alone).
+	Checkpoint *domain.Checkpoint
+	Leaves     []domain.ChainHead
+	// Key verifies the checkpoint; nil: this service's own.
+	Key ed25519.PublicKey
+	// Progress, when set, is called after each page with the changes
+	// checked so far and the last position.
+	Progress func(checked, position int64)
+	// Page is how many records are read at once; 0: 5000.
+	Page int
+}
+
+// ErrCheckpointLeaves: the leaves of a checkpoint are not what it signed.
+var ErrCheckpointLeaves = errors.New("the checkpoint's leaves do not give its signed root")
+
+// Verify recomputes the chains (one user's or all) from the store and
+// checks them against a checkpoint, naming the first broken link. A
+// checkpoint whose signature does not verify is refused with
+// domain.ErrBadSignature.
+func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, error) {
+	key := o.Key
+	if key == nil {
+		key = x.pub
+	}
+	cp, leaves := o.Checkpoint, o.Leaves
+	if cp == nil {
+		latest, err := x.store.Checkpoints(ctx, 0, 1)
+		if err != nil {
+			return domain.Result{}, fmt.Errorf("verify: %w", err)
+		}
+		if len(latest) > 0 {
+			cp = &latest[0]
+			if leaves, err = x.store.CheckpointLeaves(ctx, cp.Position); err != nil {
+				return domain.Result{}, fmt.Errorf("verify: leaves of checkpoint %d: %w", cp.Position, err)
+			}
+		}
+	}
+	if cp != nil {
+		if err := cp.Verify(key); err != nil {
+			return domain.Result{}, fmt.Errorf("verify: checkpoint %d: %w", cp.Position, err)
+		}
+		hs := make([]domain.Hash, len(leaves))
+		for i, l := range leaves {
+			hs[i] = l.Leaf()
+		}
+		if len(leaves) != cp.Users || domain.MerkleRoot(hs) != cp.Root {
+			return domain.Result{}, fmt.Errorf("verify: checkpoint %d: %w", cp.Position, ErrCheckpointLeaves)
+		}
+		if o.UserID != 0 {
+			i, ok := slices.BinarySearchFunc(leaves, o.UserID, func(h domain.ChainHead, u int64) int { return cmpInt64(h.UserID, u) })
+			if ok {
+				leaves = leaves[i : i+1]
+			} else {
+				leaves = nil
+			}
+		}
+	}
+	head, err := x.store.FeedHead(ctx)
+	if err != nil {
+		return domain.Result{}, fmt.Errorf("verify: %w", err)
+	}
+	v := domain.NewVerifier(cp, leaves, o.UserID == 0)
+	if o.UserID == 0 {
+		v.ExpectHead(head)
+	}
+	page := o.Page
+	if page <= 0 {
+		page = 5000
+	}
+	var checked, after int64
+	for {
+		rs, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: after, UserID: o.UserID, Limit: page})
+		if err != nil {
+			return domain.Result{}, fmt.Errorf("verify: %w", err)
+		}
+		for _, r := range rs {
+			if r.Entry.Position > head { // committed after the walk began
+				break
+			}
+			v.Add(r)
+			checked++
+			after = r.Entry.Position
+		}
+		if o.Progress != nil {
+			o.Progress(checked, after)
+		}
+		if len(rs) < page || after >= head {
+			break
+		}
+	}
+	res := v.Finish(o.UserID)
+	if b := res.FirstBroken; b != nil && b.Reason == domain.BreakChanged && b.UserID != 0 {
+		window, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: b.Position - 1, UserID: b.UserID, Limit: 32})
+		if err == nil && len(window) > 0 && window[0].Entry.Position == b.Position {
+			if reason, ok := domain.Diagnose(v.Prev(), window); ok {
+				b.Reason, b.Detail = reason, "the change was moved from another position of this user's chain"
+			}
+		}
+	}
+	return res, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ErrNotCheckpointed: the event is newer than the checkpoint asked for.
+var ErrNotCheckpointed = errors.New("no checkpoint covers this event yet")
+
+// Proof returns an inclusion proof of event id's recording against the
+// checkpoint at position at (0: the newest), for p (the event's user, or
+// an admin). The proof is checked before it is returned: a chain broken
+// since the checkpoint fails here rather than in the client's hands.
+func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, at int64) (domain.Proof, error) {
+	ev, err := x.store.Get(ctx, id)
+	if err != nil {
+		return domain.Proof{}, err
+	}
+	if p.Authorize(domain.ScopeRead, ev.UserID) != nil {
+		return domain.Proof{}, fmt.Errorf("%w: event %s", domain.ErrNotFound, id)
+	}
+	var cp domain.Checkpoint
+	before := int64(0)
+	if at > 0 {
+		before = at + 1
+	}
+	cs, err := x.store.Checkpoints(ctx, before, 1)
+	if err != nil {
+		return domain.Proof{}, fmt.Errorf("proof: %w", err)
+	}
+	if len(cs) == 0 || (at > 0 && cs[0].Position != at) {
+		if at > 0 {
+			return domain.Proof{}, fmt.Errorf("%w: no checkpoint at position %d", domain.ErrNotFound, at)
+		}
+		return domain.Proof{}, fmt.Errorf("proof of event %s: %w", id, ErrNotCheckpointed)
+	}
+	cp = cs[0]
+	leaves, err := x.store.CheckpointLeaves(ctx, cp.Position)
+	if err != nil {
+		return domain.Proof{}, fmt.Errorf("proof: leaves of checkpoint %d: %w", cp.Position, err)
+	}
+	idx, ok := slices.BinarySearchFunc(leaves, ev.UserID, func(h domain.ChainHead, u int64) int { return cmpInt64(h.UserID, u) })
+	if !ok {
+		return domain.Proof{}, fmt.Errorf("proof of event %s: %w", id, ErrNotCheckpointed)
+	}
+	head := leaves[idx]
+	pr := domain.Proof{Head: head, Index: idx, Checkpoint: cp, Following: []domain.Hash{}}
+	found := false
+	var (
+		after int64
+		last  domain.Hash
+	)
+	for after < head.Position {
+		rs, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: after, UserID: ev.UserID, Limit: 5000})
+		if err != nil {
+			return domain.Proof{}, fmt.Errorf("proof: %w", err)
+		}
+		for _, r := range rs {
+			if r.Entry.Position > head.Position {
+				break
+			}
+			e := r.Entry
+			if e.Kind == domain.ChangeRecorded && r.Digest != (domain.Hash{}) {
+				e.Digest = r.Digest // as linked: an erasure keeps it
+			}
+			switch {
+			case found:
+				pr.Following = append(pr.Following, e.Hash())
+			case e.Kind == domain.ChangeRecorded && e.EventID == id:
+				pr.Entry, pr.Prev, found = e, last, true
+			}
+			last = r.Link
+			after = r.Entry.Position
+		}
+		if len(rs) < 5000 {
+			break
+		}
+	}
+	if !found {
+		return domain.Proof{}, fmt.Errorf("proof of event %s: %w", id, ErrNotCheckpointed)
+	}
+	hs := make([]domain.Hash, len(leaves))
+	for i, l := range leaves {
+		hs[i] = l.Leaf()
+	}
+	pr.Path = domain.MerklePath(hs, idx)
+	if pr.Path == nil {
+		pr.Path = []domain.Hash{}
+	}
+	if err := pr.Verify(x.pub); err != nil {
+		return domain.Proof{}, fmt.Errorf("proof of event %s does not verify (run activityd verify): %w", id, err)
+	}
+	return pr, nil
+}
