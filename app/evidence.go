@@ -22,7 +22,7 @@ type EvidenceStore interface {
 
 // EvidenceConfig configures Evidence.
 type EvidenceConfig struct {
-	Key    ed25519.PrivateKey    // signs checkpoints; required
+	Key    ed25519.PrivateKey     // signs checkpoints; required
 	Sinks  []ports.CheckpointSink // where checkpoints are written besides the store
 	Clock  ports.Clock
 	Logger *slog.Logger

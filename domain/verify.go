@@ -73,8 +73,8 @@ type Verifier struct {
 	lastPos  int64 // of the last record fed
 	checked  int64
 	first    *Break
-	prev     Hash  // the link before first's change
-	head     int64 // the feed's head, when known (ExpectHead)
+	prev     Hash                       // the link before first's change
+	head     int64                      // the feed's head, when known (ExpectHead)
 	pending  map[int64][]pendingErasure // records read with "{}" metadata, awaiting the erasure that emptied them
 	statuses map[ID]statusWant          // events whose status now differs from their last change's so far
 }

@@ -158,7 +158,6 @@ WITH ins AS (
 SELECT id FROM ins`
 }
 
-
 // createManySQL is createSQL for a batch of claimed ids passed as arrays
 // (each event with its own author): one statement, one round trip. Ids are
 // claimed in id order so that concurrent batches sharing ids cannot
@@ -197,7 +196,6 @@ FROM firsts f
 CROSS JOIN LATERAL (` + byIDLateral + `) e
 WHERE f.id NOT IN (SELECT id FROM claim)`
 }
-
 
 // byIDLateral reads the event of id f.id with hint f.hint, one index probe
 // in its partition. OFFSET 0 keeps the planner from flattening it into a
