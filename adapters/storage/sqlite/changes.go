@@ -108,9 +108,14 @@ func (s *Store) Erase(ctx context.Context, e domain.Erasure) (domain.Erasure, er
 		if e.Count, err = res.RowsAffected(); err != nil || e.Count == 0 {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO changes (kind, event_id, user_id, at, status, updated_at, detail)
-			VALUES (?, ?, ?, ?, '', ?, ?)`, storage.KindErased, make([]byte, 16), e.UserID, micros(e.At), micros(e.At), storage.ErasureDetail(e))
-		return err
+		// The link covers the erasure as ChainRecords reads it back.
+		detail := storage.ErasureDetail(e)
+		er, err := storage.ParseErasure(e.UserID, e.At, []byte(detail))
+		if err != nil {
+			return err
+		}
+		return s.insertChanges(ctx, tx, []newChange{{kind: storage.KindErased, userID: e.UserID, at: micros(e.At),
+			updatedAt: micros(e.At), detail: sql.NullString{String: detail, Valid: true}, digest: domain.ErasureDigest(*er)}})
 	})
 	if err != nil {
 		return domain.Erasure{}, mapErr(fmt.Sprintf("erase user %d", e.UserID), err)

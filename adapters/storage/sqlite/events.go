@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jmoiron/sqlx"
 
@@ -53,7 +52,7 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 			s.onTurn(false)
 		}
 		var err error
-		out, err = insertEvents(ctx, tx, es, func(int) string { return by })
+		out, err = s.insertEvents(ctx, tx, es, func(int) string { return by })
 		return err
 	})
 	if err != nil {
@@ -65,8 +64,9 @@ func (s *Store) CreateMany(ctx context.Context, es []domain.Event, by string) ([
 // insertEvents stores es (event i with its first history entry by by(i))
 // in tx and returns what each one stored or found. The first occurrence of
 // an id not yet stored creates it; later ones, and ids already stored,
-// return the stored event with Created false.
-func insertEvents(ctx context.Context, tx *sqlx.Tx, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
+// return the stored event with Created false. The changes of those it
+// created go in through insertChanges.
+func (s *Store) insertEvents(ctx context.Context, tx *sqlx.Tx, es []domain.Event, by func(i int) string) ([]ports.Created, error) {
 	out := make([]ports.Created, len(es))
 	inserted := make(map[domain.ID]bool, len(es))
 	args := make([]any, 0, 8*min(len(es), batchRows))
@@ -128,17 +128,14 @@ func insertEvents(ctx context.Context, tx *sqlx.Tx, es []domain.Event, by func(i
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return nil, err
 		}
-		// Their changes, in the batch's order.
-		args = args[:0]
-		for _, i := range chunk {
-			e := es[i]
-			args = append(args, e.ID[:], e.UserID, micros(e.RecordedAt), string(e.Status), micros(e.UpdatedAt))
-		}
-		q = multiRow(`INSERT INTO changes (kind, event_id, user_id, at, status, updated_at) VALUES `,
-			"("+strconv.Itoa(storage.KindRecorded)+", ?, ?, ?, ?, ?)", len(chunk))
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return nil, err
-		}
+	}
+	// Their changes, in the batch's order.
+	changes := make([]newChange, len(created))
+	for k, i := range created {
+		changes[k] = recordedChange(es[i])
+	}
+	if err := s.insertChanges(ctx, tx, changes); err != nil {
+		return nil, err
 	}
 	if len(missing) == 0 {
 		return out, nil

@@ -64,7 +64,7 @@ func (s *Store) flushGroup(calls []storage.Call[storage.CreateReq]) []storage.Cr
 			s.onTurn(true)
 		}
 		var err error
-		out, err = insertEvents(ctx, tx, es, by)
+		out, err = s.insertEvents(ctx, tx, es, by)
 		return err
 	})
 	if span != nil {
@@ -82,7 +82,7 @@ func (s *Store) createAlone(c storage.Call[storage.CreateReq]) storage.CreateRes
 	var out []ports.Created
 	err := s.writeTxTurn(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		out, err = insertEvents(ctx, tx, []domain.Event{c.Req.Event}, func(int) string { return c.Req.By })
+		out, err = s.insertEvents(ctx, tx, []domain.Event{c.Req.Event}, func(int) string { return c.Req.By })
 		return err
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ func (s *Store) Import(ctx context.Context, es []domain.Event, by string) ([]por
 	var out []ports.Created
 	err := s.writeBulkTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		if out, err = insertEvents(ctx, tx, es, func(int) string { return by }); err != nil {
+		if out, err = s.insertEvents(ctx, tx, es, func(int) string { return by }); err != nil {
 			return err
 		}
 		args := make([]any, 0, 6*batchRows)

@@ -37,8 +37,13 @@
 // one multi-row INSERT, and each is answered after the commit.
 //
 // Migrate applies the embedded, versioned migrations with goose, under a
-// lock row so that several processes may migrate one file at once.
-// Maintain (ports.Maintainer) applies retention.
+// lock row so that several processes may migrate one file at once;
+// version 9 is in Go (chainExisting): it links the changes made before
+// there were chains. Maintain (ports.Maintainer) applies retention.
+//
+// Every change is linked into its user's hash chain (ports.Evidence,
+// docs/evidence.md) in the transaction that records it, through
+// insertChanges, unless storage.Options.Unchained turns chaining off.
 //
 // With storage.Options.TracerProvider both pools are opened through
 // otelsql (storage.TraceSQL): every statement run under a span is a client
@@ -115,6 +120,9 @@ type Store struct {
 	// onTurn, when set (tests), is called when a write transaction has
 	// the write connection: group is true for a group commit of Creates.
 	onTurn func(group bool)
+	// unchained: changes are recorded without links in their users'
+	// chains (storage.Options.Unchained).
+	unchained bool
 
 	tracer    trace.Tracer // group commit spans; nil: not traced
 	unobserve func() error // ends the pool metrics
@@ -173,7 +181,7 @@ func Open(ctx context.Context, rawURL string, opts storage.Options) (*Store, err
 	common.Add("_pragma", "synchronous(NORMAL)")
 	common.Add("_pragma", "temp_store(MEMORY)")
 
-	s := &Store{timeout: opts.StatementTimeout, busy: busy, turns: newWriteTurns()}
+	s := &Store{timeout: opts.StatementTimeout, busy: busy, turns: newWriteTurns(), unchained: opts.Unchained}
 	openDB := func(dsn string) (*sqlx.DB, error) { return sqlx.Open("sqlite", dsn) }
 	if tp, ok := opts.Traced(); ok {
 		s.tracer = tp.Tracer(instrumentationName)
@@ -376,7 +384,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithGoMigrations(s.chainsMigration())}
 	db := s.w.DB
 	if s.path != "" {
 		// goose holds one connection for the whole run and takes the lock

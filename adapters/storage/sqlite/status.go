@@ -49,9 +49,9 @@ func (s *Store) SetStatus(ctx context.Context, id domain.ID, from, to domain.Sta
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO changes (kind, event_id, user_id, at, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			storage.KindStatus, id[:], out.UserID, micros(at), string(to), micros(at))
-		return err
+		return s.insertChanges(ctx, tx, []newChange{{kind: storage.KindStatus, eventID: id, userID: out.UserID,
+			at: micros(at), status: string(to), updatedAt: micros(at),
+			action: string(out.Action), occurredAt: micros(out.OccurredAt), recordedAt: micros(out.RecordedAt)}})
 	})
 	if err != nil {
 		return domain.Event{}, mapErr("set status of event "+id.String(), err)
