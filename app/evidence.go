@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/activityd/activityd/domain"
@@ -319,4 +320,85 @@ func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, 
 		return domain.Proof{}, fmt.Errorf("proof of event %s does not verify (run activityd verify): %w", id, err)
 	}
 	return pr, nil
+}
+
+// SignNow is Checkpoint on demand, for admin p.
+func (x *Evidence) SignNow(ctx context.Context, p domain.Principal) (Signed, error) {
+	if !p.IsAdmin() {
+		return Signed{}, fmt.Errorf("%w: only an admin may sign a checkpoint", domain.ErrForbidden)
+	}
+	return x.Checkpoint(ctx)
+}
+
+// List lists checkpoints for p (any principal: a checkpoint names no
+// user): before and limit as a client gives them ("" for none).
+func (x *Evidence) List(ctx context.Context, p domain.Principal, before, limit string) ([]domain.Checkpoint, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return nil, err
+	}
+	ve := &domain.ValidationError{}
+	b, n := int64(0), 20
+	if before != "" {
+		v, err := strconv.ParseInt(before, 10, 64)
+		if err != nil || v < 1 {
+			ve.Add("before", domain.CodeMalformed, "must be a positive integer (a checkpoint's position)")
+		}
+		b = v
+	}
+	if limit != "" {
+		v, err := strconv.Atoi(limit)
+		if err != nil || v < 1 || v > 100 {
+			ve.Add("limit", domain.CodeOutOfRange, "must be an integer from 1 to 100")
+		}
+		n = v
+	}
+	if err := ve.OrNil(); err != nil {
+		return nil, err
+	}
+	return x.store.Checkpoints(ctx, b, n)
+}
+
+// Integrity verifies user's chain (as a client names it) for p against
+// the newest checkpoint. A checkpoint that no longer verifies (its
+// signature or its leaves changed in the database) is reported as a
+// break, not an error: the history cannot be vouched for.
+func (x *Evidence) Integrity(ctx context.Context, p domain.Principal, user string) (domain.Result, error) {
+	u, ok := domain.ParseUserID(user)
+	if !ok {
+		return domain.Result{}, fmt.Errorf("%w: user %q", domain.ErrNotFound, user)
+	}
+	if err := p.Authorize(domain.ScopeRead, u); err != nil {
+		return domain.Result{}, err
+	}
+	res, err := x.Verify(ctx, VerifyOptions{UserID: u})
+	if errors.Is(err, domain.ErrBadSignature) || errors.Is(err, ErrCheckpointLeaves) {
+		cs, _ := x.store.Checkpoints(ctx, 0, 1)
+		b := &domain.Break{UserID: u, Reason: domain.BreakRewritten, Detail: "the newest checkpoint stored: " + err.Error()}
+		if len(cs) > 0 {
+			b.Position = cs[0].Position
+		}
+		return domain.Result{OK: false, FirstBroken: b}, nil
+	}
+	return res, err
+}
+
+// ProofOf is Proof with the event id and checkpoint position as a client
+// gives them ("" checkpoint: the newest).
+func (x *Evidence) ProofOf(ctx context.Context, p domain.Principal, id, checkpoint string) (domain.Proof, error) {
+	if err := need(p, domain.ScopeRead); err != nil {
+		return domain.Proof{}, err
+	}
+	var at int64
+	if checkpoint != "" {
+		v, err := strconv.ParseInt(checkpoint, 10, 64)
+		if err != nil || v < 0 {
+			return domain.Proof{}, domain.Invalid("checkpoint", domain.CodeMalformed, "must be a checkpoint's position")
+		}
+		at = v
+	}
+	eid, err := domain.ParseID(id)
+	if err != nil {
+		return domain.Proof{}, fmt.Errorf("%w: event %q", domain.ErrNotFound, id)
+	}
+	return x.Proof(ctx, p, eid, at)
 }

@@ -107,3 +107,16 @@ func KeyID(userID int64, key string) ID {
 	id[8] = id[8]&0x3f | 0x80
 	return id
 }
+
+// MarshalText is the canonical text form (JSON: a string).
+func (id ID) MarshalText() ([]byte, error) { return id.AppendText(make([]byte, 0, 36)), nil }
+
+// UnmarshalText reads ParseID's forms.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}

@@ -31,6 +31,7 @@ const (
 	slugInvalidTransition    = "invalid-transition"     // 409: the workflow forbids the status change
 	slugStatusConflict       = "status-conflict"        // 409: another request changed the status first
 	slugIDConflict           = "id-conflict"            // 409: id or Idempotency-Key used with other content
+	slugNotCheckpointed      = "not-checkpointed"       // 409: no checkpoint covers the event yet
 	slugTooLarge             = "body-too-large"         // 413
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule

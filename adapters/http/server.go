@@ -55,6 +55,9 @@ type Config struct {
 	Feed *app.Feed
 	// Webhooks serves /v1/webhooks; nil: those routes are not served.
 	Webhooks *app.Webhooks
+	// Evidence serves /v1/checkpoints, /v1/users/{id}/integrity,
+	// /v1/events/{id}/proof and the checkpoint key; nil: not served.
+	Evidence *app.Evidence
 	// MaxFollowers bounds the /v1/changes requests open at once (long
 	// polls and event streams), which do not count against MaxInFlight.
 	// 0 → DefaultMaxFollowers.
@@ -142,10 +145,11 @@ func anonymous() domain.Principal {
 
 // Server is the HTTP API. It implements http.Handler.
 type Server struct {
-	events  *app.Events
-	countUC *app.Counts
-	feed    *app.Feed
-	hooks   *app.Webhooks
+	events   *app.Events
+	countUC  *app.Counts
+	feed     *app.Feed
+	hooks    *app.Webhooks
+	evidence *app.Evidence
 	// followers bounds the /v1/changes requests open at once.
 	followers chan struct{}
 	auth      Authenticator
@@ -179,22 +183,23 @@ func NewServer(cfg Config) *Server {
 		panic("httpapi: Config.Auth is nil and AuthDisabled is false")
 	}
 	s := &Server{
-		events:  cfg.Events,
-		countUC: cfg.Counts,
-		feed:    cfg.Feed,
-		hooks:   cfg.Webhooks,
-		auth:    cfg.Auth,
-		storage: cfg.Storage,
-		cache:   cfg.Cache,
-		log:     cfg.Logger,
-		maxBody: cfg.MaxBodyBytes,
-		noAuth:  cfg.AuthDisabled,
-		ui:      cfg.UI,
-		metrics: cfg.Metrics,
-		tel:     newInstrumentation(cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator),
-		limits:  newAbuseLimits(cfg),
-		cors:    newCORS(cfg.CORS),
-		mux:     chi.NewRouter(),
+		events:   cfg.Events,
+		countUC:  cfg.Counts,
+		feed:     cfg.Feed,
+		hooks:    cfg.Webhooks,
+		evidence: cfg.Evidence,
+		auth:     cfg.Auth,
+		storage:  cfg.Storage,
+		cache:    cfg.Cache,
+		log:      cfg.Logger,
+		maxBody:  cfg.MaxBodyBytes,
+		noAuth:   cfg.AuthDisabled,
+		ui:       cfg.UI,
+		metrics:  cfg.Metrics,
+		tel:      newInstrumentation(cfg.TracerProvider, cfg.MeterProvider, cfg.Propagator),
+		limits:   newAbuseLimits(cfg),
+		cors:     newCORS(cfg.CORS),
+		mux:      chi.NewRouter(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -235,6 +240,9 @@ func (s *Server) routes() {
 	m.NotFound(s.notFound)
 	m.MethodNotAllowed(s.methodNotAllowed)
 
+	if s.evidence != nil {
+		m.Get(CheckpointKeyPath, s.checkpointKey)
+	}
 	m.Get("/healthz", s.healthz)
 	m.Get("/readyz", s.readyz)
 	if s.metrics != nil {
@@ -259,6 +267,12 @@ func (s *Server) routes() {
 		r.Get("/v1/events/export", s.exportEvents)
 		r.Get("/v1/users/{user_id}/events/export", s.exportEvents)
 		r.Post("/v1/users/{user_id}/erasure", s.eraseUser)
+		if s.evidence != nil {
+			r.Get("/v1/checkpoints", s.listCheckpoints)
+			r.Post("/v1/checkpoints", s.signCheckpoint)
+			r.Get("/v1/users/{user_id}/integrity", s.userIntegrity)
+			r.Get("/v1/events/{id}/proof", s.eventProof)
+		}
 		if s.countUC != nil {
 			r.Get("/v1/activity-counts", s.listCounts)
 			r.Get("/v1/users/{user_id}/activity-counts", s.listCounts)

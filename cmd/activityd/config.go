@@ -71,6 +71,16 @@ type config struct {
 	// API over TLS with this PEM pair, reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
 
+	// Evidence (issue 18): EVIDENCE_CHAINS, CHECKPOINT_KEY (secret),
+	// CHECKPOINT_KEY_FILE, CHECKPOINT_SINKS, CHECKPOINT_SCHEDULE (nil
+	// parsed: off, on demand only).
+	Unchained                bool
+	CheckpointKey            string
+	CheckpointKeyFile        string
+	CheckpointSinks          []string
+	CheckpointSchedule       string
+	CheckpointScheduleParsed domain.Schedule
+
 	// CountSchedule is the counting schedule's cron spec (COUNT_SCHEDULE),
 	// evaluated in UTC; CountScheduleParsed is it parsed.
 	CountSchedule       string
@@ -349,6 +359,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else {
 		c.CountScheduleParsed = sched
 	}
+	c.Unchained = e.oneOf("true", []string{"true", "false"}, "EVIDENCE_CHAINS") == "false"
+	c.CheckpointKey = e.str("", "CHECKPOINT_KEY")
+	c.CheckpointKeyFile = e.str(DefaultCheckpointKeyFile, "CHECKPOINT_KEY_FILE")
+	sinks := e.str(DefaultCheckpointSinks, "CHECKPOINT_SINKS")
+	if parsed, err := parseCheckpointSinks(sinks); err != nil {
+		e.fail("CHECKPOINT_SINKS", sinks, err.Error())
+	} else {
+		c.CheckpointSinks = parsed
+	}
+	c.CheckpointSchedule = e.str(DefaultCheckpointSchedule, "CHECKPOINT_SCHEDULE")
+	if c.CheckpointSchedule != "off" {
+		if sched, err := parseSchedule(c.CheckpointSchedule); err != nil {
+			e.fail("CHECKPOINT_SCHEDULE", c.CheckpointSchedule, err.Error()+"; or off")
+		} else {
+			c.CheckpointScheduleParsed = sched
+		}
+	}
 	c.CountMaxCatchup = int(e.integer(app.DefaultMaxCatchup, 1, 100_000, "COUNT_MAX_CATCHUP"))
 	c.CountSettle = e.duration(0, "COUNT_SETTLE")
 	if c.CountSettle > time.Hour {
@@ -374,6 +401,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Memory = e.memory(c.DatabaseURL, c.DBMaxOpenConns)
 	return c, e.err
 }
+
+// The evidence settings' defaults: the key and the checkpoint files next
+// to the default SQLite file; a checkpoint every hour, on the hour.
+const (
+	DefaultCheckpointKeyFile  = "./data/checkpoint.key"
+	DefaultCheckpointSinks    = "dir:./data/checkpoints"
+	DefaultCheckpointSchedule = "@hourly"
+)
 
 // DefaultCountSchedule is COUNT_SCHEDULE's default: every four hours, on
 // the hour (00:00, 04:00, ... UTC), as the predecessor's

@@ -65,6 +65,14 @@ commands:
             (see activityd export -h)
   erase     remove a user's event metadata (the right to erasure):
             erase --user ID [--from TIME] [--to TIME]
+  checkpoint
+            sign a checkpoint of every user's hash chain now, store it and
+            write it to CHECKPOINT_SINKS
+  verify    recompute the hash chains (every user's, or --user ID) and
+            check them against a checkpoint (see activityd verify -h)
+  verify-proof
+            check an event's inclusion proof offline with the public key:
+            verify-proof --key KEY [PROOF.json] (no database needed)
   config    print the configuration in effect: every setting, its value
             and whether it came from the environment (secrets hidden)
   help config
@@ -102,7 +110,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case "config":
 		return configCmd(args, getenv, stdout, stderr)
-	case "serve", "worker", "scheduler", "migrate", "token", "import", "export", "erase":
+	case "verify-proof":
+		return verifyProofCmd(args, os.Stdin, stdout, stderr)
+	case "serve", "worker", "scheduler", "migrate", "token", "import", "export", "erase", "checkpoint", "verify":
 	default:
 		fmt.Fprintf(stderr, "activityd: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -118,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// GOGC and the soft memory limit MEMORY_LIMIT derives (gc.go): said at
 	// start by the long-running commands.
 	memLevel := slog.LevelInfo
-	if cmd == "migrate" || cmd == "token" || cmd == "import" || cmd == "export" || cmd == "erase" {
+	if cmd == "migrate" || cmd == "token" || cmd == "import" || cmd == "export" || cmd == "erase" || cmd == "checkpoint" || cmd == "verify" {
 		memLevel = slog.LevelDebug
 	}
 	tuneMemory(cfg.Memory, log, memLevel)
@@ -140,11 +150,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = exportCmd(ctx, cfg, args, stdout, stderr, log)
 	case "erase":
 		err = eraseCmd(ctx, cfg, args, stdout, stderr, log)
+	case "checkpoint":
+		err = checkpointCmd(ctx, cfg, args, stdout, stderr, log)
+	case "verify":
+		err = verifyCmd(ctx, cfg, args, stdout, stderr, log)
 	}
 	var ue usageError
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errBroken):
+		return 1
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "activityd %s: %v\n", cmd, err)
 		return 2
@@ -217,6 +233,7 @@ func openStore(ctx context.Context, cfg config, tel *telemetry.Telemetry, note s
 		ConnMaxLifetime:  cfg.DBConnMaxLifetime,
 		StatementTimeout: cfg.DBStatementTimeout,
 		ConnectTimeout:   cfg.DBConnectTimeout,
+		Unchained:        cfg.Unchained,
 	}
 	if tel != nil {
 		opts.TracerProvider, opts.MeterProvider = tel.ClientTracerProvider(), tel.MeterProvider()

@@ -87,6 +87,7 @@ type useCases struct {
 	tokens *app.Tokens
 	feed   *app.Feed
 	hooks  *app.Webhooks
+	ev     *app.Evidence
 	cache  ports.Cache // nil: none
 }
 
@@ -113,7 +114,12 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	if err != nil {
 		return useCases{}, err
 	}
-	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, hooks: hooks, cache: cacheCfg.Cache}, nil
+	ev, err := p.newEvidence(ctx)
+	if err != nil {
+		return useCases{}, err
+	}
+	p.startCheckpoints(ctx, ev)
+	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, hooks: hooks, ev: ev, cache: cacheCfg.Cache}, nil
 }
 
 // startWebhooks builds the webhook use cases and starts their delivery
@@ -271,6 +277,7 @@ func (p *process) apiHandler(ctx context.Context, uc useCases) (http.Handler, er
 		Counts:       uc.counts,
 		Feed:         uc.feed,
 		Webhooks:     uc.hooks,
+		Evidence:     uc.ev,
 		MaxFollowers: cfg.MaxFollowers,
 		Auth:         auth.Chain(jwtAuth, uc.tokens),
 		Storage:      p.store,

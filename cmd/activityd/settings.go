@@ -41,12 +41,13 @@ const (
 	groupCounting  = "Scheduled counting"
 	groupCache     = "Cache and Redis"
 	groupFeed      = "Change feed and webhooks"
+	groupEvidence  = "Evidence: hash chains and checkpoints"
 	groupOps       = "Logs, metrics and profiling"
 	groupMemory    = "Memory"
 	groupTelemetry = "OpenTelemetry (read by the OpenTelemetry SDK; any other OTEL_* variable of the specification too)"
 )
 
-var settingGroups = []string{groupServer, groupStore, groupAuth, groupLimits, groupClients, groupCounting, groupCache, groupFeed, groupOps, groupMemory, groupTelemetry}
+var settingGroups = []string{groupServer, groupStore, groupAuth, groupLimits, groupClients, groupCounting, groupCache, groupFeed, groupEvidence, groupOps, groupMemory, groupTelemetry}
 
 func durationValue(d time.Duration) string { return d.String() }
 
@@ -254,6 +255,25 @@ var settings = []setting{
 	{Name: "PPROF_ADDR", Group: groupOps, Default: "unset",
 		Meaning: "a listener of its own for Go's profiler (/debug/pprof/), loopback only",
 		Value:   func(c config) string { return c.PprofAddr }},
+	{Name: "EVIDENCE_CHAINS", Group: groupEvidence, Default: "true",
+		Meaning: "link every change into its user's hash chain as it is recorded; false saves that cost, and verification then reports the changes as unchained",
+		Value: func(c config) string {
+			if c.Unchained {
+				return "false"
+			}
+			return "true"
+		}},
+	{Name: "CHECKPOINT_KEY", Group: groupEvidence, Default: "unset",
+		Meaning: "the Ed25519 key that signs checkpoints: PEM (PKCS#8) or a base64 32-byte seed; unset: CHECKPOINT_KEY_FILE's", Secret: true},
+	{Name: "CHECKPOINT_KEY_FILE", Group: groupEvidence, Default: DefaultCheckpointKeyFile,
+		Meaning: "the checkpoint key's file when CHECKPOINT_KEY is unset: made (mode 0600) on first start, its public key logged; replicas must share one key",
+		Value:   func(c config) string { return c.CheckpointKeyFile }},
+	{Name: "CHECKPOINT_SINKS", Group: groupEvidence, Default: DefaultCheckpointSinks,
+		Meaning: "where checkpoints are written besides the database, comma-separated: dir:PATH (files never overwritten), stdout, webhook:SUBSCRIPTION_ID; or none",
+		Value:   func(c config) string { return listValue(c.CheckpointSinks) }},
+	{Name: "CHECKPOINT_SCHEDULE", Group: groupEvidence, Default: DefaultCheckpointSchedule,
+		Meaning: "when serve signs a checkpoint: five cron fields or @hourly, @daily, ..., in UTC; off: only on demand (POST /v1/checkpoints, activityd checkpoint)",
+		Value:   func(c config) string { return c.CheckpointSchedule }},
 	{Name: "FEED_MAX_FOLLOWERS", Group: groupFeed, Default: "1024",
 		Meaning: "GET /v1/changes requests open at once (long polls, event streams), apart from MAX_IN_FLIGHT",
 		Value:   func(c config) string { return intValue(c.MaxFollowers) }},

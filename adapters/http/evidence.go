@@ -1,0 +1,126 @@
+package httpapi
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/activityd/activityd/app"
+	"github.com/activityd/activityd/domain"
+)
+
+// CheckpointKeyPath is where the checkpoint key is published, without
+// authentication: anyone holding a checkpoint or a proof verifies it
+// with this key, and should pin it (keep a copy) rather than fetch it
+// from the service whose history it vouches for.
+const CheckpointKeyPath = "/.well-known/activityd/checkpoint-key"
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // our own types: cannot fail
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, "application/json", append(b, '\n'))
+}
+
+// checkpointKey is GET /.well-known/activityd/checkpoint-key.
+func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
+	pub := s.evidence.PublicKey()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	writeJSON(w, http.StatusOK, map[string]string{
+		"algorithm":  "Ed25519",
+		"key_id":     domain.CheckpointKeyID(pub),
+		"public_key": base64.StdEncoding.EncodeToString(pub),
+		"pem":        string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+	})
+}
+
+// listCheckpoints is GET /v1/checkpoints.
+func (s *Server) listCheckpoints(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r, []string{"before", "limit"})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cs, err := s.evidence.List(r.Context(), principalFrom(r.Context()), q.Get("before"), q.Get("limit"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := struct {
+		Items  []domain.Checkpoint `json:"items"`
+		Before *int64              `json:"next_before"`
+	}{Items: cs}
+	if len(cs) > 0 {
+		out.Before = &cs[len(cs)-1].Position
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// signCheckpoint is POST /v1/checkpoints: a checkpoint now (admin).
+func (s *Server) signCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sg, err := s.evidence.SignNow(r.Context(), principalFrom(r.Context()))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if sg.New {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, sg)
+}
+
+// userIntegrity is GET /v1/users/{user_id}/integrity.
+func (s *Server) userIntegrity(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	user, err := pathUser(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.evidence.Integrity(r.Context(), principalFrom(r.Context()), user)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// eventProof is GET /v1/events/{id}/proof.
+func (s *Server) eventProof(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r, []string{"checkpoint"})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := s.evidence.ProofOf(r.Context(), principalFrom(r.Context()), chi.URLParam(r, "id"), q.Get("checkpoint"))
+	if errors.Is(err, app.ErrNotCheckpointed) {
+		s.writeProblem(w, r, newProblem(http.StatusConflict, slugNotCheckpointed,
+			"no checkpoint covers this event yet: ask again after the next one (GET /v1/checkpoints), or have an admin POST /v1/checkpoints"), http.StatusConflict)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
