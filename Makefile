@@ -29,7 +29,7 @@ BENCH_COUNT ?= 5
 BENCH_PKGS ?= ./adapters/storage/...
 BENCH_OUT ?= bench-results
 
-.PHONY: test bench bench-go bench-load bench-quick bench-feed faults memory export-memory feed-drill run
+.PHONY: test bench bench-go bench-load bench-quick bench-feed bench-verify faults memory export-memory feed-drill run
 
 test:
 	$(GO) test -race ./...
@@ -46,6 +46,13 @@ bench-load:
 
 bench-feed:
 	test/load/feed.sh
+
+# activityd verify over 1,000,000 events on PostgreSQL, events/s in the
+# log (CI runs 20,000; VERIFY_EVENTS wins)
+bench-verify:
+	@mkdir -p $(BENCH_OUT)
+	VERIFY_EVENTS=$${VERIFY_EVENTS:-1000000} \
+	$(GO) test -count=1 -v -run '^TestVerifyThroughput$$' -timeout=60m ./test/e2e/ | tee $(BENCH_OUT)/verify.txt
 
 bench-quick:
 	BENCH_SEED_PG=$${BENCH_SEED_PG:-50000} BENCH_USERS=$${BENCH_USERS:-500} \

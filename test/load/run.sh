@@ -50,7 +50,8 @@
 # (1000000), BENCH_USERS (10000), BENCH_SEED_SQLITE (200000),
 # BENCH_USERS_SQLITE (2000), BENCH_SQLITE (1; 0 skips the SQLite suite),
 # BENCH_PGBENCH (1; 0 skips the SQL references), BENCH_COPY_ROWS (200000),
-# BENCH_CACHED_CLIENTS ("64"; "" skips the cached lists), BENCH_CACHED_USERS
+# BENCH_EVIDENCE (1; 0 skips the create and batch rows without and again
+# with the hash chains, issue 18), BENCH_CACHED_CLIENTS ("64"; "" skips the cached lists), BENCH_CACHED_USERS
 # (1000: the cached lists read the pages of users 1..N, a working set of
 # about 15 MB that fits the default in-process cache, as a cache is sized
 # to hold what is read again; all 10,000 users' pages are 144 MB),
@@ -99,6 +100,7 @@ invocation+="test/load/run.sh"
 : "${BENCH_CACHE_TTL:=60s}"
 : "${BENCH_REDIS_URL=redis://127.0.0.1:6379/15}"
 : "${BENCH_ABUSE:=1}"
+: "${BENCH_EVIDENCE:=1}"
 : "${BENCH_ABUSE_SECONDS:=60}"
 : "${BENCH_RESULTS:=$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
 
@@ -115,6 +117,7 @@ cpus=$BENCH_RESULTS/cpu.tsv
 abuse_rows=$BENCH_RESULTS/abuse.tsv # one line per memory drill
 : >"$summary"; : >"$rows"; : >"$cpus"; : >"$abuse_rows"
 server_pid="" ref_pid=""
+server_env=()    # extra environment of the next start_server (evidence_rows)
 schema=""        # set when this script created the schema (and must drop it)
 ref_table=""     # set when this script created ref_events in a schema it keeps
 admin_url=""     # libpq URL for psql/pgbench (no search_path)
@@ -291,6 +294,7 @@ start_server() {
     env -u REDIS_URL -u CACHE_PREFIX ${redis:+REDIS_URL="$redis"} ${redis:+CACHE_PREFIX="${redis_prefix}$name:"} \
       DATABASE_URL="$url" HTTP_ADDR="127.0.0.1:$port" BOOTSTRAP_ADMIN_TOKEN="$token" \
       LOG_LEVEL=warn LOG_FORMAT=text AUTH_MODE=token CACHE_TTL="$ttl" COUNT_SCHEDULE=@yearly \
+      CHECKPOINT_SCHEDULE=off CHECKPOINT_SINKS=none CHECKPOINT_KEY_FILE="$tmp/checkpoint.key" "${server_env[@]}" \
       "$tmp/activityd" serve >>"$BENCH_RESULTS/server-$name.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 120); do
@@ -547,6 +551,8 @@ suite() {
   done
   echo "$store: activityd's peak RSS over the whole uncached run: $(hwm_mb "$server_pid") MB (VmHWM, never reset: includes the seed)" >>"$summary"
   stop_server
+  [ "$BENCH_EVIDENCE" != 1 ] || evidence_rows "$store" "$url" "$n"
+
   [ -n "$BENCH_CACHED_CLIENTS" ] || return 0
 
   local cn=$((BENCH_CACHED_USERS < n ? BENCH_CACHED_USERS : n))
@@ -579,6 +585,30 @@ suite() {
   cached_rows "$store" redis "$cn" "GET list 50, Redis cache"
   stop_ref
   stop_server
+}
+
+# evidence_rows STORE URL USERS: issue 18's cost of chaining in the same
+# run: the create and batch scenarios again with EVIDENCE_CHAINS=false,
+# then chained again, on the same store (the rows above are the first
+# chained pass; the table grows as the passes go, so the chained passes
+# bracket the unchained one).
+evidence_rows() {
+  local store=$1 url=$2 n=$3 c pass
+  for pass in unchained chained; do
+    server_env=()
+    [ "$pass" = chained ] || server_env=(EVIDENCE_CHAINS=false)
+    start_server "$store-$pass" "$url"
+    for c in $BENCH_CREATE_CLIENTS; do
+      load "$store" "create-$pass" create "$c" "$base" -users "$n"
+      add_row "$store" create "POST /v1/events, $pass" "$c" ev/s - - - -
+    done
+    for c in $BENCH_BATCH_CLIENTS; do
+      load "$store" "batch-$pass" batch "$c" "$base" -users "$n" -batch 1000
+      add_row "$store" batch "POST /v1/events/batch (1000/req), $pass" "$c" ev/s - - - -
+    done
+    stop_server
+  done
+  server_env=()
 }
 
 # The service may be mid-change: a build that fails is tried again a few
