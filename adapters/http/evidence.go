@@ -3,7 +3,6 @@ package httpapi
 import (
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -20,15 +19,6 @@ import (
 // from the service whose history it vouches for.
 const CheckpointKeyPath = "/.well-known/activityd/checkpoint-key"
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // our own types: cannot fail
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeRaw(w, status, "application/json", append(b, '\n'))
-}
-
 // checkpointKey is GET /.well-known/activityd/checkpoint-key.
 func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
 	pub := s.evidence.PublicKey()
@@ -38,7 +28,7 @@ func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	writeJSON(w, http.StatusOK, map[string]string{
+	s.writeJSON(w, r, http.StatusOK, map[string]string{
 		"algorithm":  "Ed25519",
 		"key_id":     domain.CheckpointKeyID(pub),
 		"public_key": base64.StdEncoding.EncodeToString(pub),
@@ -62,15 +52,29 @@ func (s *Server) listCheckpoints(w http.ResponseWriter, r *http.Request) {
 		Items  []domain.Checkpoint `json:"items"`
 		Before *int64              `json:"next_before"`
 	}{Items: cs}
+	// next_before is null on the last page, as next_cursor is on the
+	// event lists: a client pages until it is, with no empty last request.
 	if len(cs) > 0 {
-		out.Before = &cs[len(cs)-1].Position
+		last := cs[len(cs)-1].Position
+		older, err := s.evidence.Checkpoints(r.Context(), last, 1)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if last > 0 && len(older) > 0 {
+			out.Before = &last
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeJSON(w, r, http.StatusOK, out)
 }
 
 // signCheckpoint is POST /v1/checkpoints: a checkpoint now (admin).
 func (s *Server) signCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if _, err := parseQuery(r, nil); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.noBody(w, r); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -83,7 +87,7 @@ func (s *Server) signCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if sg.New {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, sg)
+	s.writeJSON(w, r, status, sg)
 }
 
 // userIntegrity is GET /v1/users/{user_id}/integrity.
@@ -102,7 +106,7 @@ func (s *Server) userIntegrity(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	s.writeJSON(w, r, http.StatusOK, res)
 }
 
 // eventProof is GET /v1/events/{id}/proof.
@@ -122,5 +126,32 @@ func (s *Server) eventProof(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	s.writeJSON(w, r, http.StatusOK, p)
+}
+
+// noBody accepts a request that says nothing: no body, or an empty JSON
+// object. Anything else is refused, as on every /v1 route, rather than
+// silently ignored.
+func (s *Server) noBody(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	body, done, err := s.readBody(w, r)
+	if err == errEmptyBody {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer done()
+	fe := &fieldErrors{}
+	if k := jsonKind(body); k != "an object" {
+		fe.add("(body)", codeWrongType, "must be an empty JSON object or absent, not %s", k)
+	} else {
+		ms, _ := members(body, "", fe)
+		for _, m := range ms {
+			fe.add(fieldName("", m.name), codeUnknownField, "is not a known field (this request takes none)")
+		}
+	}
+	return fe.err("the request body is not valid")
 }
