@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -64,19 +65,24 @@ func TestOpenAPIDocument(t *testing.T) {
 func TestOpenAPIDrift(t *testing.T) {
 	doc := mustOpenAPI(t)
 	// Every optional surface on: /v1/activity-counts, /v1/changes,
-	// /v1/webhooks, the web UI and /metrics.
+	// /v1/webhooks, the evidence routes, the web UI and /metrics.
 	st := memory.New()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httpapi.NewServer(httpapi.Config{
 		Events:       app.NewEvents(st, ports.SystemClock, domain.DefaultLimits()),
 		Counts:       app.NewCounts(st, ports.SystemClock, app.CountsConfig{Schedule: every4h{}}),
 		Feed:         app.NewFeed(st, 0),
 		Webhooks:     app.NewWebhooks(st, st, nil, app.WebhooksConfig{}),
+		Evidence:     app.NewEvidence(st, app.EvidenceConfig{Key: key, Clock: ports.SystemClock}),
 		AuthDisabled: true,
 		UI:           http.NotFoundHandler(),
 		Metrics:      http.NotFoundHandler(),
 	})
 	served := map[string]bool{}
-	err := chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err = chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		served[method+" "+documentedPath(doc, route)] = true
 		return nil
 	})
