@@ -74,6 +74,8 @@ type Verifier struct {
 	checked  int64
 	first    *Break
 	prev     Hash                       // the link before first's change
+	gap      [2]int64                   // see Gap; zero: none
+	hole     [2]int64                   // the first run of positions missing from the feed (contig), first to last
 	head     int64                      // the feed's head, when known (ExpectHead)
 	pending  map[int64][]pendingErasure // records read with "{}" metadata, awaiting the erasure that emptied them
 	statuses map[ID]statusWant          // events whose status now differs from their last change's so far
@@ -116,13 +118,45 @@ func NewVerifier(cp *Checkpoint, leaves []ChainHead, all bool) *Verifier {
 	return v
 }
 
-func (v *Verifier) brk(b Break) {
+// brk records b if it comes before the first break so far, and reports
+// whether it did.
+func (v *Verifier) brk(b Break) bool {
 	if v.first == nil || b.Position < v.first.Position {
 		v.first = &b
+		v.gap, v.prev = [2]int64{}, Hash{}
 		if st := v.users[b.UserID]; st != nil {
 			v.prev = st.link
 		}
+		return true
 	}
+	return false
+}
+
+// claimHole gives user a first break that is a single position missing
+// from the feed, claimed by no user yet, when it lies strictly between
+// the user's positions after and before: the user's chain shows a change
+// gone there, so the hole was that change.
+func (v *Verifier) claimHole(user, after, before int64) {
+	f := v.first
+	if f == nil || f.UserID != 0 || f.Reason != BreakMissing || v.hole[0] != v.hole[1] || f.Position != v.hole[0] ||
+		f.Position <= after || f.Position >= before {
+		return
+	}
+	f.UserID = user
+	f.Detail = fmt.Sprintf("change %d of this user's chain is gone from the feed", f.Position)
+}
+
+// Gap is, when the first break is a user's link that follows no link of
+// the user for a reason its record does not show, the positions between
+// the user's change before it (after; 0 if none) and it (before). A
+// change of the user deleted there breaks the link that way: a walk of
+// one user does not see the other positions of the feed, so its caller
+// may look there for a hole (a walk of every change finds it itself).
+func (v *Verifier) Gap() (after, before int64, ok bool) {
+	if v.first == nil || v.gap[1] == 0 || v.first.Position != v.gap[1] {
+		return 0, 0, false
+	}
+	return v.gap[0], v.gap[1], true
 }
 
 // Prev is the link the first break's change should have followed: what
@@ -147,6 +181,9 @@ func (v *Verifier) Add(r ChainRecord) {
 	v.checked++
 	e := r.Entry
 	if v.contig && v.lastPos != 0 && e.Position != v.lastPos+1 {
+		if v.hole == ([2]int64{}) {
+			v.hole = [2]int64{v.lastPos + 1, e.Position - 1}
+		}
 		v.brk(Break{Position: v.lastPos + 1, Reason: BreakMissing,
 			Detail: fmt.Sprintf("changes %d to %d are gone from the feed", v.lastPos+1, e.Position-1)})
 	}
@@ -190,8 +227,15 @@ func (v *Verifier) Add(r ChainRecord) {
 			v.brk(recordBreak(r, BreakUnchained, "the change was stored without a link (chaining was off)"))
 		case st.follows(r.Link, h):
 			v.brk(recordBreak(r, BreakMissing, "a change of this user before this one is gone"))
+		case e.Kind == ChangeRecorded && r.Digest != (Hash{}) && e.Digest != r.Digest:
+			v.brk(recordBreak(r, BreakChanged, "the event's metadata is not what was recorded"))
 		default:
-			v.brk(recordBreak(r, BreakChanged, "the change's "+covered(e.Kind)+" is not what its link covers"))
+			// The entry differs from what was linked, or a change of the
+			// user before it is gone: the records alone cannot tell.
+			v.claimHole(e.UserID, st.pos, e.Position)
+			if v.brk(recordBreak(r, BreakChanged, "the change's "+covered(e.Kind)+" is not what its link covers")) {
+				v.gap = [2]int64{st.pos, e.Position}
+			}
 		}
 	}
 	copy(st.recent[1:], st.recent[:len(st.recent)-1])
@@ -311,9 +355,19 @@ func (v *Verifier) checkHeads(user int64) {
 		case !signed:
 			v.brk(Break{Position: got.Position, UserID: u, Reason: BreakChanged,
 				Detail: fmt.Sprintf("the checkpoint at %d signed no chain of this user, but it has %d changes up to it", v.cp.Position, got.Count)})
+		case got.Count < leaf.Count && got.Position < leaf.Position:
+			v.truncated(u, got, leaf)
 		case got.Count < leaf.Count:
-			v.brk(Break{Position: got.Position + 1, UserID: u, Reason: BreakTruncated,
-				Detail: fmt.Sprintf("the checkpoint at %d signed %d changes of this user up to position %d; %d remain", v.cp.Position, leaf.Count, leaf.Position, got.Count)})
+			// The signed end is there: changes are gone from inside the
+			// chain. A link of the user that broke for no reason its
+			// record shows is explained.
+			gone := fmt.Sprintf("the checkpoint at %d signed %d changes of this user up to position %d; %d remain", v.cp.Position, leaf.Count, leaf.Position, got.Count)
+			if after, before, ok := v.Gap(); ok && v.first.UserID == u {
+				v.first.Reason = BreakMissing
+				v.first.Detail = fmt.Sprintf("a change of this user between positions %d and %d is gone: %s", after, before, gone)
+			} else {
+				v.brk(Break{Position: leaf.Position, UserID: u, Reason: BreakMissing, Detail: gone + ", and the links were recomputed without them"})
+			}
 		case got.Count > leaf.Count || got.Position != leaf.Position:
 			v.brk(Break{Position: leaf.Position, UserID: u, Reason: BreakChanged,
 				Detail: fmt.Sprintf("the checkpoint at %d signed %d changes of this user up to position %d; the chain has %d up to %d", v.cp.Position, leaf.Count, leaf.Position, got.Count, got.Position)})
@@ -322,6 +376,29 @@ func (v *Verifier) checkHeads(user int64) {
 				Detail: fmt.Sprintf("the chain does not reach the head the checkpoint at %d signed: it was recomputed", v.cp.Position)})
 		}
 	}
+}
+
+// truncated records that the end of user u's chain the checkpoint signed
+// (leaf) is gone, with got the chain's head up to the checkpoint. The
+// first change gone is after got and, in a walk of every change, after
+// the feed's last; with n gone, it is at most n-1 before the signed head.
+// Where those bounds meet (always when one change is gone: the signed
+// head's own) the position is exact; otherwise it is the earliest
+// possible one.
+func (v *Verifier) truncated(u int64, got, leaf ChainHead) {
+	n := leaf.Count - got.Count
+	first, last := got.Position+1, leaf.Position-n+1
+	if v.contig && v.lastPos < leaf.Position {
+		first = max(first, v.lastPos+1)
+	}
+	detail := fmt.Sprintf("the checkpoint at %d signed %d changes of this user up to position %d; %d remain", v.cp.Position, leaf.Count, leaf.Position, got.Count)
+	if n == 1 || first >= last {
+		first = last
+		v.claimHole(u, first-1, first+1)
+	} else {
+		detail += fmt.Sprintf("; the first gone is between %d and %d", first, last)
+	}
+	v.brk(Break{Position: first, UserID: u, Reason: BreakTruncated, Detail: detail})
 }
 
 // Diagnose names more precisely why records[0] broke its chain, given the
