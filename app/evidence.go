@@ -220,7 +220,48 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 			}
 		}
 	}
+	if b := res.FirstBroken; b != nil && o.UserID != 0 && b.Reason == domain.BreakMissing {
+		// The checkpoint's count says a change of the user is gone from
+		// inside its chain, before the broken link; one user's walk
+		// cannot see where, the positions of the feed before it can.
+		if after, before, ok := v.Gap(); ok {
+			if gone, found, err := x.feedHole(ctx, after, before, page); err != nil {
+				return domain.Result{}, fmt.Errorf("verify: %w", err)
+			} else if found {
+				b.Position, b.Reason, b.EventID, b.Kind = gone, domain.BreakMissing, nil, ""
+				b.Detail = fmt.Sprintf("change %d, between this user's changes at %d and %d, is gone from the feed", gone, after, before)
+			}
+		}
+	}
 	return res, nil
+}
+
+// maxHoleScan bounds how many changes feedHole reads: a user's
+// verification reads other users' changes only to place a break.
+const maxHoleScan = 100_000
+
+// feedHole returns the first position in (after, before) the feed holds
+// no change at (found false: none, or none in the first maxHoleScan).
+// The feed has no holes but those deletions make.
+func (x *Evidence) feedHole(ctx context.Context, after, before int64, page int) (int64, bool, error) {
+	next := after + 1
+	for next < before && next-after <= maxHoleScan {
+		n := int(min(int64(page), before-next))
+		rs, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: next - 1, Limit: n})
+		if err != nil {
+			return 0, false, err
+		}
+		for _, r := range rs {
+			if r.Entry.Position != next {
+				return next, true, nil
+			}
+			next++
+		}
+		if len(rs) < n {
+			return next, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 func cmpInt64(a, b int64) int {
