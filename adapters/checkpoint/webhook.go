@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/domain"
 	"github.com/activityd/activityd/ports"
 )
@@ -26,9 +25,24 @@ const MessageType = "checkpoint.signed"
 // receiver sent one checkpoint twice can tell.
 type Webhook struct {
 	sub     domain.Subscription
-	client  *http.Client
+	cfg     WebhookConfig
 	backoff time.Duration // before the first retry; doubled before each next
 	now     func() time.Time
+}
+
+// WebhookConfig is how a Webhook sends: what cmd/activityd wires from
+// adapters/webhook, so that deliveries and checkpoints share one SSRF guard
+// and one signature (no adapter imports another).
+type WebhookConfig struct {
+	// Client sends the requests (adapters/webhook.Guard's client: private
+	// and loopback addresses refused unless allowed). Required.
+	Client *http.Client
+	// Sign sets the Standard Webhooks headers (adapters/webhook.SetHeaders).
+	// Required.
+	Sign func(h http.Header, secrets []string, id string, ts time.Time, body []byte) error
+	// Final reports whether a request error must not be tried again (an
+	// address the guard refuses); nil: every network error is retried.
+	Final func(error) bool
 }
 
 var _ ports.CheckpointSink = (*Webhook)(nil)
@@ -38,10 +52,11 @@ var _ ports.CheckpointSink = (*Webhook)(nil)
 const Retries = 3
 
 // NewWebhook returns a Webhook posting to sub.URL, signed with sub's
-// secrets, through guard's client (adapters/webhook.Guard: private and
-// loopback addresses are refused unless allowed; nil refuses them all),
-// each attempt bounded by timeout (0: 10 seconds).
-func NewWebhook(sub domain.Subscription, guard *webhook.Guard, timeout time.Duration) (*Webhook, error) {
+// secrets, as cfg says.
+func NewWebhook(sub domain.Subscription, cfg WebhookConfig) (*Webhook, error) {
+	if cfg.Client == nil || cfg.Sign == nil {
+		return nil, errors.New("checkpoint webhook: a client and a signer are required")
+	}
 	if sub.ID == "" {
 		return nil, errors.New("checkpoint webhook: the subscription has no id")
 	}
@@ -55,13 +70,7 @@ func NewWebhook(sub domain.Subscription, guard *webhook.Guard, timeout time.Dura
 	if len(sub.Secrets) == 0 {
 		return nil, fmt.Errorf("checkpoint webhook %s: no secret to sign with", sub.ID)
 	}
-	if guard == nil {
-		guard = &webhook.Guard{}
-	}
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	return &Webhook{sub: sub, client: guard.Client(timeout), backoff: 500 * time.Millisecond, now: time.Now}, nil
+	return &Webhook{sub: sub, cfg: cfg, backoff: 500 * time.Millisecond, now: time.Now}, nil
 }
 
 // Name is "webhook:" and the subscription's id.
@@ -108,12 +117,12 @@ func (w *Webhook) post(ctx context.Context, id string, body []byte) (again bool,
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "activityd")
 	now := w.now()
-	if err := webhook.SetHeaders(req.Header, w.sub.ActiveSecrets(now), id, now, body); err != nil {
+	if err := w.cfg.Sign(req.Header, w.sub.ActiveSecrets(now), id, now, body); err != nil {
 		return false, fmt.Errorf("signing: %w", err)
 	}
-	res, err := w.client.Do(req)
+	res, err := w.cfg.Client.Do(req)
 	if err != nil {
-		return !errors.Is(err, webhook.ErrRefusedAddress), fmt.Errorf("webhook POST: %w", err)
+		return w.cfg.Final == nil || !w.cfg.Final(err), fmt.Errorf("webhook POST: %w", err)
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // reuse the connection

@@ -66,7 +66,7 @@ func newTestWebhook(t *testing.T, srv *httptest.Server, secret string, allow []s
 		t.Fatal(err)
 	}
 	sub := domain.Subscription{ID: "wh_test", URL: srv.URL + "/hook", Secrets: []domain.WebhookSecret{{Secret: secret}}}
-	w, err := NewWebhook(sub, g, 5*time.Second)
+	w, err := NewWebhook(sub, wiring(g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,17 @@ func TestWebhookNetworkError(t *testing.T) {
 	}
 }
 
+// wiring is the WebhookConfig cmd/activityd gives: adapters/webhook's
+// guard, signature and refused addresses.
+func wiring(g *webhook.Guard) WebhookConfig {
+	return WebhookConfig{Client: g.Client(5 * time.Second), Sign: webhook.SetHeaders,
+		Final: func(err error) bool { return errors.Is(err, webhook.ErrRefusedAddress) }}
+}
+
 func TestNewWebhookRefuses(t *testing.T) {
+	if _, err := NewWebhook(domain.Subscription{ID: "wh_1", URL: "https://example.com/", Secrets: []domain.WebhookSecret{{Secret: "whsec_x"}}}, WebhookConfig{}); err == nil {
+		t.Error("NewWebhook without a client and a signer succeeded")
+	}
 	secrets := []domain.WebhookSecret{{Secret: "whsec_x"}}
 	for _, sub := range []domain.Subscription{
 		{URL: "https://example.com/", Secrets: secrets},
@@ -171,7 +181,7 @@ func TestNewWebhookRefuses(t *testing.T) {
 		{ID: "wh_1", URL: "/relative", Secrets: secrets},
 		{ID: "wh_1", URL: "https://example.com/"},
 	} {
-		if _, err := NewWebhook(sub, nil, 0); err == nil {
+		if _, err := NewWebhook(sub, wiring(&webhook.Guard{})); err == nil {
 			t.Errorf("NewWebhook(%+v) succeeded", sub)
 		}
 	}

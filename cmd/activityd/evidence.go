@@ -57,7 +57,11 @@ func (p *process) checkpointSinks(ctx context.Context) ([]ports.CheckpointSink, 
 			if err != nil {
 				return nil, fmt.Errorf("WEBHOOK_ALLOW: %w", err)
 			}
-			w, err := checkpoint.NewWebhook(sub, guard, p.cfg.WebhookTimeout)
+			w, err := checkpoint.NewWebhook(sub, checkpoint.WebhookConfig{
+				Client: guard.Client(p.cfg.WebhookTimeout),
+				Sign:   webhook.SetHeaders,
+				Final:  func(err error) bool { return errors.Is(err, webhook.ErrRefusedAddress) },
+			})
 			if err != nil {
 				return nil, fmt.Errorf("CHECKPOINT_SINKS %s: %w", s, err)
 			}
