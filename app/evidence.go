@@ -277,6 +277,10 @@ func cmpInt64(a, b int64) int {
 // ErrNotCheckpointed: the event is newer than the checkpoint asked for.
 var ErrNotCheckpointed = errors.New("no checkpoint covers this event yet")
 
+// ErrChainBroken: a proof cannot be made, the stored history no longer
+// verifying against the checkpoint.
+var ErrChainBroken = errors.New("the stored history does not verify against the checkpoint")
+
 // Proof returns an inclusion proof of event id's recording against the
 // checkpoint at position at (0: the newest), for p (the event's user, or
 // an admin). The proof is checked before it is returned: a chain broken
@@ -358,7 +362,7 @@ func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, 
 		pr.Path = []domain.Hash{}
 	}
 	if err := pr.Verify(x.pub); err != nil {
-		return domain.Proof{}, fmt.Errorf("proof of event %s does not verify (run activityd verify): %w", id, err)
+		return domain.Proof{}, fmt.Errorf("proof of event %s: %w (run activityd verify): %w", id, ErrChainBroken, err)
 	}
 	return pr, nil
 }

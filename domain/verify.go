@@ -226,7 +226,7 @@ func (v *Verifier) Add(r ChainRecord) {
 		case r.Link == (Hash{}):
 			v.brk(recordBreak(r, BreakUnchained, "the change was stored without a link (chaining was off)"))
 		case st.follows(r.Link, h):
-			v.brk(recordBreak(r, BreakMissing, "a change of this user before this one is gone"))
+			v.brk(recordBreak(r, BreakChanged, "a change was inserted before this one: its link follows an earlier change of the user"))
 		case e.Kind == ChangeRecorded && r.Digest != (Hash{}) && e.Digest != r.Digest:
 			v.brk(recordBreak(r, BreakChanged, "the event's metadata is not what was recorded"))
 		default:

@@ -122,6 +122,12 @@ func (s *Server) eventProof(w http.ResponseWriter, r *http.Request) {
 			"no checkpoint covers this event yet: ask again after the next one (GET /v1/checkpoints), or have an admin POST /v1/checkpoints"), http.StatusConflict)
 		return
 	}
+	if errors.Is(err, app.ErrChainBroken) {
+		s.log.WarnContext(r.Context(), "proof refused: the history does not verify", "err", err)
+		s.writeProblem(w, r, newProblem(http.StatusConflict, slugChainBroken,
+			"the stored history no longer verifies against the checkpoint, so no proof can be made; GET /v1/users/{id}/integrity names the first broken link"), http.StatusConflict)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -637,15 +637,13 @@ func TestIntegrityForeignCheckpoint(t *testing.T) {
 				t.Error("a checkpoint signed by another key verifies with the service's")
 			}
 			// No proof against it is handed out: app.Evidence.Proof checks
-			// a proof before returning it. The refusal is a problem
-			// document; its status is 500 today, as app.Proof's failure
-			// to verify has no sentinel error to map to another.
+			// a proof before returning it, and refuses with 409 chain-broken.
 			r := ef.do("GET", "/v1/events/"+first.ID+"/proof", ef.u1, "")
-			if r.code < 400 {
-				t.Errorf("proof against a checkpoint that does not verify: %s", r)
+			if r.code != http.StatusConflict {
+				t.Errorf("proof against a checkpoint that does not verify: %s, want 409", r)
 			}
-			if _, err := r.problemErr(); err != nil {
-				t.Errorf("%s: %v", r, err)
+			if p, err := r.problemErr(); err != nil || !strings.HasSuffix(p.Type, "#chain-broken") {
+				t.Errorf("%s: %+v, %v; want a chain-broken problem", r, p, err)
 			}
 		})
 	}

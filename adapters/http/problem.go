@@ -32,6 +32,7 @@ const (
 	slugStatusConflict       = "status-conflict"        // 409: another request changed the status first
 	slugIDConflict           = "id-conflict"            // 409: id or Idempotency-Key used with other content
 	slugNotCheckpointed      = "not-checkpointed"       // 409: no checkpoint covers the event yet
+	slugChainBroken          = "chain-broken"           // 409: the history does not verify; no proof
 	slugTooLarge             = "body-too-large"         // 413
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule
