@@ -22,6 +22,9 @@ type ChainRecord struct {
 	Digest Hash
 	// Gone: the change's event is no longer stored.
 	Gone bool
+	// Pruned: retention (RETENTION) removed the event; the link is taken
+	// as stored, since nothing is left to recompute it from.
+	Pruned bool
 	// Status is the event's status now.
 	Status Status
 	// Emptied: the event's metadata is now "{}", as an erasure leaves it.
@@ -72,6 +75,7 @@ type Verifier struct {
 	contig   bool  // every record of the feed is fed: positions must have no hole
 	lastPos  int64 // of the last record fed
 	checked  int64
+	pruned   int64 // records of events retention removed
 	first    *Break
 	prev     Hash                       // the link before first's change
 	gap      [2]int64                   // see Gap; zero: none
@@ -209,6 +213,16 @@ func (v *Verifier) Add(r ChainRecord) {
 			v.settle(e.Position, *r.Erasure)
 		}
 	}
+	if r.Pruned {
+		// Retention removed the event: nothing is left to recompute the
+		// entry from, so the stored link stands (README: retention).
+		v.pruned++
+		delete(v.statuses, e.EventID)
+		copy(st.recent[1:], st.recent[:len(st.recent)-1])
+		st.recent[0] = st.link
+		st.link, st.count, st.pos = r.Link, st.count+1, e.Position
+		return
+	}
 	if e.Kind != ChangeErased && !r.Gone {
 		if r.Status != e.Status {
 			v.statuses[e.EventID] = statusWant{e.Position, e.UserID, e.Status, r.Status}
@@ -294,7 +308,10 @@ type Result struct {
 	// Position is the last change checked.
 	Position int64 `json:"position"`
 	// Checkpoint is the position of the checkpoint checked against; 0: none.
-	Checkpoint  int64  `json:"checkpoint"`
+	Checkpoint int64 `json:"checkpoint"`
+	// Pruned counts the changes whose events retention removed: their
+	// links are taken as stored.
+	Pruned      int64  `json:"pruned"`
 	FirstBroken *Break `json:"first_broken"`
 }
 
@@ -322,7 +339,7 @@ func (v *Verifier) Finish(user int64) Result {
 		v.brk(Break{Position: v.lastPos + 1, Reason: BreakTruncated,
 			Detail: fmt.Sprintf("the feed's head is %d, but its changes end at %d", v.head, v.lastPos)})
 	}
-	res := Result{OK: v.first == nil, Checked: v.checked, Users: len(v.users), Position: v.lastPos, FirstBroken: v.first}
+	res := Result{OK: v.first == nil, Checked: v.checked, Users: len(v.users), Position: v.lastPos, Pruned: v.pruned, FirstBroken: v.first}
 	if v.cp != nil {
 		res.Checkpoint = v.cp.Position
 	}

@@ -19,6 +19,7 @@ func chainRecordsSQL(where string) string {
 	return `
 SELECT c.position, c.kind, c.user_id, c.event_id, c.at, c.status, coalesce(c.detail::text, ''),
        coalesce(c.digest, ''::bytea), coalesce(c.link, ''::bytea), e.id IS NULL,
+       e.id IS NULL AND c.kind <> ` + strconv.Itoa(storage.KindErased) + ` AND c.event_recorded_at < coalesce((SELECT before FROM pruned_before), '-infinity'),
        coalesce(e.action, ''), coalesce(e.occurred_at, c.at), coalesce(e.recorded_at, c.at),
        coalesce(e.status, ''), coalesce(e.metadata::text, '')
 FROM (
@@ -58,7 +59,7 @@ func (s *Store) ChainRecords(ctx context.Context, f domain.ChangeFilter) ([]doma
 			occurred, recorded  = e.OccurredAt, e.RecordedAt
 		)
 		if err := rows.Scan(&e.Position, &kind, &e.UserID, idScanner{&e.EventID}, timeScanner{&e.At}, &status, &detail,
-			&digest, &link, &r.Gone, &act, timeScanner{&occurred}, timeScanner{&recorded}, &nowStatus, &md); err != nil {
+			&digest, &link, &r.Gone, &r.Pruned, &act, timeScanner{&occurred}, timeScanner{&recorded}, &nowStatus, &md); err != nil {
 			return nil, fmt.Errorf("postgres: read the chains: %w", wrap(err))
 		}
 		if e.Kind, err = storage.ChangeKind(kind); err != nil {

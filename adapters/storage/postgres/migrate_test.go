@@ -71,7 +71,7 @@ func TestMigrateConcurrent(t *testing.T) {
 		ORDER BY 1`, schema); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"activity_count_watermarks", "activity_counts", VersionTable, "api_tokens", "cache_instance", "cache_missed", "chain_heads", "changes", "checkpoints", "event_ids", "event_status_history", "events", "feed_head", "legacy_ids", "webhook_deliveries", "webhook_subscriptions"}
+	want := []string{"activity_count_watermarks", "activity_counts", VersionTable, "api_tokens", "cache_instance", "cache_missed", "chain_heads", "changes", "checkpoints", "event_ids", "event_status_history", "events", "feed_head", "legacy_ids", "pruned_before", "webhook_deliveries", "webhook_subscriptions"}
 	if len(tables) != len(want) {
 		t.Fatalf("tables = %v, want %v", tables, want)
 	}

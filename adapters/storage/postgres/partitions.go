@@ -287,7 +287,15 @@ func (s *Store) dropPartition(ctx context.Context, p Partition) (ok bool, err er
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`LOCK TABLE %s IN SHARE MODE`, pq.QuoteIdentifier(p.Name))); err != nil {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE event_recorded_at >= $1 AND event_recorded_at < $2`, p.From, p.To); err != nil {
+	// A chained store keeps the month's change rows, whose links the
+	// later changes of their users follow, and says how far retention
+	// went (migration 00009); an unchained one deletes them.
+	forget, args := `DELETE FROM changes WHERE event_recorded_at >= $1 AND event_recorded_at < $2`, []any{p.From, p.To}
+	if s.w.chain {
+		forget, args = `INSERT INTO pruned_before (one, before) VALUES (1, $1) ON CONFLICT (one)
+			DO UPDATE SET before = greatest(pruned_before.before, excluded.before)`, []any{p.To}
+	}
+	if _, err := tx.ExecContext(ctx, forget, args...); err != nil {
 		return false, err
 	}
 	stmts := []string{

@@ -200,7 +200,7 @@ func hashOf(b []byte) (domain.Hash, error) {
 // INDEXED BY clause, or nothing) and where; see scanChainRecords. Unlike
 // changesSelect it keeps a change whose event is gone.
 func chainSelect(hint, where string) string {
-	return `SELECT c.position, c.kind, c.event_id, c.user_id, c.at, c.status, c.detail, c.digest, c.link,
+	return `SELECT c.position, c.kind, c.event_id, c.user_id, c.at, c.status, c.detail, c.digest, c.link, c.pruned,
 	e.id IS NOT NULL, coalesce(e.user_id, 0), coalesce(e.action, ''), coalesce(e.status, ''),
 	coalesce(e.occurred_at, 0), coalesce(e.recorded_at, 0), e.metadata
 FROM changes c ` + hint + ` LEFT JOIN events e ON e.id = c.event_id AND c.kind <> ` + strconv.Itoa(storage.KindErased) +
@@ -221,9 +221,9 @@ func scanChainRecords(rows *sql.Rows) ([]domain.ChainRecord, error) {
 			eventID, digest, link, metadata            []byte
 			status, action, eStatus                    string
 			detail                                     sql.NullString
-			present                                    bool
+			present, pruned                            bool
 		)
-		if err := rows.Scan(&pos, &code, &eventID, &userID, &at, &status, &detail, &digest, &link,
+		if err := rows.Scan(&pos, &code, &eventID, &userID, &at, &status, &detail, &digest, &link, &pruned,
 			&present, &eUser, &action, &eStatus, &occurred, &recorded, &metadata); err != nil {
 			return nil, err
 		}
@@ -254,7 +254,7 @@ func scanChainRecords(rows *sql.Rows) ([]domain.ChainRecord, error) {
 		if !present {
 			// Only the change's own columns remain: the entry cannot say
 			// what the event was.
-			r.Gone = true
+			r.Gone, r.Pruned = true, pruned
 			out = append(out, r)
 			continue
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/activityd/activityd/ports"
 )
 
@@ -34,9 +36,14 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, retention time.Dura
 			break
 		}
 	}
-	// Their changes: every change made before the cutoff is of an event
-	// recorded before it. (A later status change of such an event stays,
-	// and is left out of reads, which join the event.)
+	// Their changes: a chained store keeps them, marked pruned by
+	// deleteChunk (later links follow theirs). Otherwise every change made
+	// before the cutoff is of an event recorded before it. (A later status
+	// change of such an event stays, and is left out of reads, which join
+	// the event.)
+	if !s.unchained {
+		return total, nil
+	}
 	for {
 		n, err := s.deleteChanges(ctx, cutoff)
 		if err != nil {
@@ -63,6 +70,23 @@ func (s *Store) deleteChanges(ctx context.Context, cutoff int64) (int, error) {
 func (s *Store) deleteChunk(ctx context.Context, cutoff int64) (int, error) {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
+	if !s.unchained {
+		// The chunk's changes stay, marked pruned, in the same write.
+		const chunk = `SELECT id FROM events INDEXED BY events_recorded WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?`
+		var n int64
+		err := s.writeBulkTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE changes SET pruned = 1 WHERE event_id IN (`+chunk+`)`, cutoff, retentionChunk); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (`+chunk+`)`, cutoff, retentionChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		return int(n), err
+	}
 	// status_history rows go with their event (ON DELETE CASCADE).
 	res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE id IN (
 		SELECT id FROM events INDEXED BY events_recorded WHERE recorded_at < ? LIMIT ?)`, cutoff, retentionChunk)

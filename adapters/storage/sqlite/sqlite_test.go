@@ -649,8 +649,18 @@ func TestCloseDuringCreates(t *testing.T) {
 	}
 }
 
+// TestMaintainRetention: events recorded before now - retention go, with
+// their history. A chained store keeps their changes as pruned tombstones
+// (later links follow theirs), so the chains still verify; an unchained
+// one deletes the changes made before the cutoff.
 func TestMaintainRetention(t *testing.T) {
-	s := openTemp(t, storage.Options{})
+	for _, opts := range []storage.Options{{}, {Unchained: true}} {
+		t.Run(fmt.Sprintf("unchained=%v", opts.Unchained), func(t *testing.T) { testMaintainRetention(t, opts) })
+	}
+}
+
+func testMaintainRetention(t *testing.T, opts storage.Options) {
+	s := openTemp(t, opts)
 	ctx := t.Context()
 	defer func(n int) { retentionChunk = n }(retentionChunk)
 	retentionChunk = 1000
@@ -674,6 +684,10 @@ func TestMaintainRetention(t *testing.T) {
 	if _, _, err := s.Create(ctx, edge, "x"); err != nil {
 		t.Fatal(err)
 	}
+	// A recent status change of an old event: retention removes it too.
+	if _, err := s.SetStatus(ctx, es[0].ID, domain.StatusPending, domain.StatusInProgress, now, "x"); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := s.Maintain(ctx, now, 0); err != nil || n != 0 {
 		t.Fatalf("Maintain without retention = %d, %v; want 0, nil", n, err)
 	}
@@ -688,12 +702,44 @@ func TestMaintainRetention(t *testing.T) {
 	if err := s.r.GetContext(ctx, &history, "SELECT COUNT(*) FROM status_history"); err != nil || history != 301 {
 		t.Errorf("history rows left = %d, %v; want 301", history, err)
 	}
-	var changes int
-	if err := s.r.GetContext(ctx, &changes, "SELECT COUNT(*) FROM changes"); err != nil || changes != 301 {
-		t.Errorf("changes left = %d, %v; want 301 (those of the events kept)", changes, err)
+	var changes, pruned int
+	if err := s.r.GetContext(ctx, &changes, "SELECT COUNT(*) FROM changes"); err != nil {
+		t.Fatal(err)
 	}
-	if head, err := s.FeedHead(ctx); err != nil || head != 2_501 {
-		t.Errorf("FeedHead after retention = %d, %v; want 2501 (positions are never handed out again)", head, err)
+	if err := s.r.GetContext(ctx, &pruned, "SELECT COUNT(*) FROM changes WHERE pruned = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Unchained {
+		if changes != 302 || pruned != 0 { // the old event's recent status change stays (left out of reads)
+			t.Errorf("changes left = %d (%d pruned); want 302 (those of the events kept, and one recent status change)", changes, pruned)
+		}
+	} else {
+		if changes != 2_502 || pruned != 2_201 {
+			t.Errorf("changes left = %d (%d pruned); want all 2502, the 2201 of the deleted events pruned", changes, pruned)
+		}
+		v := domain.NewVerifier(nil, nil, true)
+		for after := int64(0); ; {
+			rs, err := s.ChainRecords(ctx, domain.ChangeFilter{After: after, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				v.Add(r)
+				after = r.Entry.Position
+			}
+			if len(rs) < 1000 {
+				break
+			}
+		}
+		if res := v.Finish(0); !res.OK || res.Checked != 2_502 || res.Pruned != 2_201 {
+			t.Errorf("verification after retention: %+v, first broken %+v; want ok, 2201 pruned", res, res.FirstBroken)
+		}
+	}
+	if feed, err := s.Changes(ctx, domain.ChangeFilter{Limit: 5000}); err != nil || len(feed) != 301 {
+		t.Errorf("the feed after retention: %d changes, %v; want the 301 of the events kept", len(feed), err)
+	}
+	if head, err := s.FeedHead(ctx); err != nil || head != 2_502 {
+		t.Errorf("FeedHead after retention = %d, %v; want 2502 (positions are never handed out again)", head, err)
 	}
 	if _, err := s.Get(ctx, es[0].ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("Get(old event): %v, want ErrNotFound", err)

@@ -16,6 +16,11 @@
 -- changes.digest is what the link covered of the metadata (recorded) or
 -- of the erasure; changes.link the link. Both are NULL for a change made
 -- with chaining off (EVIDENCE_CHAINS=false): verification names those.
+-- Retention keeps the change rows of the months it drops (a tombstone of
+-- ~100 bytes each: the links that later changes follow) and records in
+-- pruned_before how far it went: a change whose event is gone and was
+-- recorded before it is verified by its stored link; one recorded after
+-- is a deleted event.
 -- checkpoints keep the signed checkpoints; leaves (56 bytes per user: id,
 -- position, count, link) only for the newest ones, for proofs.
 
@@ -27,6 +32,11 @@ CREATE TABLE chain_heads (
     position bigint NOT NULL,
     count    bigint NOT NULL,
     link     bytea  NOT NULL
+);
+
+CREATE TABLE pruned_before (
+    one    int         PRIMARY KEY CHECK (one = 1),
+    before timestamptz NOT NULL
 );
 
 CREATE TABLE checkpoints (
@@ -172,5 +182,6 @@ DROP FUNCTION activityd_metadata_digest(text);
 DROP FUNCTION activityd_micros(timestamptz);
 DROP FUNCTION activityd_text(text);
 DROP TABLE checkpoints;
+DROP TABLE pruned_before;
 DROP TABLE chain_heads;
 ALTER TABLE changes DROP COLUMN digest, DROP COLUMN link;

@@ -14,9 +14,16 @@
 -- count big-endian, then the link) only while it is among the newest
 -- ports.KeptLeaves, NULL after.
 
+-- Retention keeps the change rows of the events it deletes, marked
+-- pruned (their links are what later changes follow): verification takes
+-- a pruned change's link as stored, and names any other change whose
+-- event is gone as a deletion. changes_event finds an event's changes.
+
 -- +goose Up
 ALTER TABLE changes ADD COLUMN digest BLOB;
 ALTER TABLE changes ADD COLUMN link BLOB;
+ALTER TABLE changes ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX changes_event ON changes (event_id);
 
 CREATE TABLE chain_heads (
     user_id  INTEGER PRIMARY KEY,
@@ -38,5 +45,7 @@ CREATE TABLE checkpoints (
 -- +goose Down
 DROP TABLE checkpoints;
 DROP TABLE chain_heads;
+DROP INDEX changes_event;
+ALTER TABLE changes DROP COLUMN pruned;
 ALTER TABLE changes DROP COLUMN link;
 ALTER TABLE changes DROP COLUMN digest;
