@@ -57,6 +57,11 @@ func (p *process) checkpointSinks(ctx context.Context) ([]ports.CheckpointSink, 
 			if err != nil {
 				return nil, fmt.Errorf("WEBHOOK_ALLOW: %w", err)
 			}
+			// The same rules as the subscription's deliveries: https
+			// unless WEBHOOK_ALLOW_HTTP, no private target unless allowed.
+			if err := guard.CheckURL(sub.URL, p.cfg.WebhookAllowHTTP); err != nil {
+				return nil, fmt.Errorf("CHECKPOINT_SINKS %s: %w", s, err)
+			}
 			w, err := checkpoint.NewWebhook(sub, checkpoint.WebhookConfig{
 				Client: guard.Client(p.cfg.WebhookTimeout),
 				Sign:   webhook.SetHeaders,

@@ -6,7 +6,10 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +21,7 @@ import (
 	"github.com/activityd/activityd/adapters/checkpoint"
 	"github.com/activityd/activityd/adapters/storage"
 	"github.com/activityd/activityd/adapters/storage/sqlite"
+	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/domain"
 )
 
@@ -225,5 +229,83 @@ func TestEvidenceSettings(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": "sqlite:" + filepath.Join(dir, "a.db"), "CHECKPOINT_KEY": "short", "CHECKPOINT_SINKS": "none"}
 	if code, _, stderr := runCLI(t, env, "checkpoint"); code == 0 || !strings.Contains(stderr, "CHECKPOINT_KEY") {
 		t.Errorf("checkpoint with a bad CHECKPOINT_KEY: exit %d, %s", code, stderr)
+	}
+}
+
+// TestCheckpointWebhookSink: CHECKPOINT_SINKS=webhook:ID posts each
+// checkpoint to that subscription's receiver, signed with its secret like
+// its deliveries, under the same URL rules; an unknown subscription stops
+// the command, naming the setting.
+func TestCheckpointWebhookSink(t *testing.T) {
+	ctx := context.Background()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	type got struct {
+		h    http.Header
+		body []byte
+	}
+	gotc := make(chan got, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotc <- got{r.Header.Clone(), b}
+	}))
+	defer srv.Close()
+
+	dir := t.TempDir()
+	env := map[string]string{
+		"DATABASE_URL":        "sqlite:" + filepath.Join(dir, "a.db"),
+		"CHECKPOINT_KEY_FILE": filepath.Join(dir, "k"),
+		"CHECKPOINT_SINKS":    "webhook:wh_cp",
+		"WEBHOOK_ALLOW":       "127.0.0.1/32",
+	}
+	st, err := sqlite.Open(ctx, env["DATABASE_URL"], storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := domain.Normalize(time.Now())
+	sub := domain.Subscription{ID: "wh_cp", URL: srv.URL + "/cp", Secrets: []domain.WebhookSecret{{Secret: secret, CreatedAt: now}},
+		CreatedAt: now, CreatedBy: "t"}
+	if err := st.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Create(ctx, domain.Event{ID: domain.NewID(now), UserID: 5, Action: "login", Status: domain.StatusPending,
+		RecordedAt: now, OccurredAt: now, UpdatedAt: now, Metadata: []byte(`{}`)}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	// http:// is refused unless WEBHOOK_ALLOW_HTTP, as for deliveries.
+	if code, _, stderr := runCLI(t, env, "checkpoint"); code == 0 || !strings.Contains(stderr, "CHECKPOINT_SINKS") {
+		t.Fatalf("an http:// receiver without WEBHOOK_ALLOW_HTTP: exit %d, %s", code, stderr)
+	}
+	env["WEBHOOK_ALLOW_HTTP"] = "true"
+	code, stdout, stderr := runCLI(t, env, "checkpoint")
+	if code != 0 || !strings.Contains(stdout, `"webhook:wh_cp"`) {
+		t.Fatalf("checkpoint: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var g got
+	select {
+	case g = <-gotc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver got nothing")
+	}
+	if err := webhook.Verify(secret, g.h, g.body, time.Now(), 5*time.Minute); err != nil {
+		t.Fatalf("the checkpoint's signature: %v", err)
+	}
+	if id := g.h.Get("webhook-id"); id != "checkpoint-1" {
+		t.Errorf("webhook-id %q, want checkpoint-1", id)
+	}
+	var typ struct{ Type string }
+	_ = json.Unmarshal(g.body, &typ)
+	c, leaves, err := checkpoint.Decode(g.body)
+	if err != nil || typ.Type != "checkpoint.signed" || c.Position != 1 || len(leaves) != 1 || leaves[0].UserID != 5 {
+		t.Fatalf("the body: type %q, %+v, %+v, %v\n%s", typ.Type, c, leaves, err, g.body)
+	}
+
+	env["CHECKPOINT_SINKS"] = "webhook:wh_nope"
+	if code, _, stderr := runCLI(t, env, "checkpoint"); code == 0 || !strings.Contains(stderr, "CHECKPOINT_SINKS") {
+		t.Errorf("an unknown subscription: exit %d, %s", code, stderr)
 	}
 }
