@@ -91,6 +91,7 @@ type integrityJSON struct {
 	Users       int        `json:"users"`
 	Position    int64      `json:"position"`
 	Checkpoint  int64      `json:"checkpoint"`
+	Pruned      int64      `json:"pruned"`
 	FirstBroken *breakJSON `json:"first_broken"`
 }
 
