@@ -66,6 +66,7 @@ var exported = map[string]struct {
 	"activityd_count_run_duration_seconds":                {"histogram", []string{"result"}},
 	"activityd_count_windows_computed_total":              {"counter", nil},
 	"activityd_count_lag_seconds":                         {"gauge", nil},
+	"activityd_checkpoint_age_seconds":                    {"gauge", nil},
 	"activityd_db_connections":                            {"gauge", []string{"pool", "state"}},
 	"activityd_db_connections_max":                        {"gauge", []string{"pool"}},
 	"activityd_db_connection_waits_total":                 {"counter", []string{"pool"}},

@@ -171,3 +171,29 @@ func ObserveCountLag(mp metric.MeterProvider, lag func(context.Context, time.Tim
 	}
 	return reg.Unregister, nil
 }
+
+// ObserveCheckpointAge reports, at each collection, the seconds since the
+// newest checkpoint was signed (latest: its time, false when there is
+// none): a gauge that only grows when checkpoints stop being made.
+func ObserveCheckpointAge(mp metric.MeterProvider, latest func(context.Context) (time.Time, bool, error)) (func() error, error) {
+	m := mp.Meter(appScope)
+	g, err := m.Float64ObservableGauge("activityd.checkpoint.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the newest checkpoint of the hash chains was signed; absent before the first."))
+	if err != nil {
+		return nil, err
+	}
+	reg, err := m.RegisterCallback(func(ctx context.Context, obs metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		at, ok, err := latest(ctx)
+		if err != nil || !ok {
+			return nil // no sample rather than a wrong one
+		}
+		obs.ObserveFloat64(g, max(time.Since(at).Seconds(), 0))
+		return nil
+	}, g)
+	if err != nil {
+		return nil, err
+	}
+	return reg.Unregister, nil
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/activityd/activityd/adapters/checkpoint"
+	"github.com/activityd/activityd/adapters/telemetry"
 	"github.com/activityd/activityd/adapters/webhook"
 	"github.com/activityd/activityd/app"
 	"github.com/activityd/activityd/domain"
@@ -99,11 +100,22 @@ func (p *process) newEvidence(ctx context.Context) (*app.Evidence, error) {
 // startCheckpoints signs a checkpoint at every tick of
 // CHECKPOINT_SCHEDULE until close. Replicas doing so at once sign the same
 // heads, at most once per position.
-func (p *process) startCheckpoints(ctx context.Context, ev *app.Evidence) {
+func (p *process) startCheckpoints(ctx context.Context, ev *app.Evidence) error {
+	unobserve, err := telemetry.ObserveCheckpointAge(p.tel.MeterProvider(), func(ctx context.Context) (time.Time, bool, error) {
+		cs, err := ev.Checkpoints(ctx, 0, 1)
+		if err != nil || len(cs) == 0 {
+			return time.Time{}, false, err
+		}
+		return cs[0].At, true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	p.onClose(func() { _ = unobserve() })
 	sched := p.cfg.CheckpointScheduleParsed
 	if sched == nil {
 		p.log.Info("checkpoints only on demand (CHECKPOINT_SCHEDULE=off)")
-		return
+		return nil
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -126,6 +138,7 @@ func (p *process) startCheckpoints(ctx context.Context, ev *app.Evidence) {
 	p.onClose(func() { stop(); <-done }) // before the store closes
 	p.log.Info("checkpoints scheduled", "schedule", p.cfg.CheckpointSchedule, "sinks", listValue(p.cfg.CheckpointSinks),
 		"key_id", domain.CheckpointKeyID(ev.PublicKey()))
+	return nil
 }
 
 // parseCheckpointSinks reads CHECKPOINT_SINKS' list.

@@ -118,7 +118,9 @@ func (p *process) useCases(ctx context.Context) (useCases, error) {
 	if err != nil {
 		return useCases{}, err
 	}
-	p.startCheckpoints(ctx, ev)
+	if err := p.startCheckpoints(ctx, ev); err != nil {
+		return useCases{}, err
+	}
 	return useCases{events: events, counts: counts, tokens: tokens, feed: feed, hooks: hooks, ev: ev, cache: cacheCfg.Cache}, nil
 }
 

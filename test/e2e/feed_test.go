@@ -835,6 +835,10 @@ func checkChains(t *testing.T, dir string, env []string, d *feedDrill, all []fee
 		t.Fatalf("activityd verify after the drill: exit %d, %s (want ok over %d changes, against the checkpoint signed under load)\n%s", code, out, len(all), errOut)
 	}
 	binary.Want(t, binary.Call(t, "POST", d.base+"/v1/checkpoints", d.admin, ""), 201)
+	m := binary.Call(t, "GET", d.base+"/metrics", "", "")
+	if age, ok := sample(m.Raw, "activityd_checkpoint_age_seconds"); !ok || age < 0 || age > 60 {
+		t.Errorf("activityd_checkpoint_age_seconds = %v (exported: %v) right after a checkpoint, want 0..60", age, ok)
+	}
 	for _, u := range d.users {
 		r := binary.Call(t, "GET", fmt.Sprintf("%s/v1/users/%d/integrity", d.base, u), d.tokens[u], "")
 		binary.Want(t, r, 200)
