@@ -38,7 +38,11 @@ type Evidence struct {
 	sinks []ports.CheckpointSink
 	clock ports.Clock
 	log   *slog.Logger
-	mu    sync.Mutex // one checkpoint at a time in this process
+	mu    sync.Mutex // one checkpoint at a time in this process; guards what follows
+
+	unwritten map[string]bool // sinks that failed to take the newest checkpoint
+	newest    int64           // the newest checkpoint this process signed or found outside the database
+	primed    bool            // newest has been read from the sinks
 }
 
 // NewEvidence returns an Evidence over store.
@@ -47,7 +51,8 @@ func NewEvidence(store EvidenceStore, cfg EvidenceConfig) *Evidence {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Evidence{store: store, key: cfg.Key, pub: cfg.Key.Public().(ed25519.PublicKey), sinks: cfg.Sinks, clock: cfg.Clock, log: log}
+	return &Evidence{store: store, key: cfg.Key, pub: cfg.Key.Public().(ed25519.PublicKey), sinks: cfg.Sinks, clock: cfg.Clock, log: log,
+		unwritten: map[string]bool{}}
 }
 
 // PublicKey is the key checkpoints verify with.
@@ -78,14 +83,23 @@ func (x *Evidence) Checkpoint(ctx context.Context) (Signed, error) {
 	if err != nil {
 		return Signed{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	if len(latest) > 0 && latest[0].Position >= pos {
-		return Signed{Checkpoint: latest[0], Written: []string{}}, nil
+	if len(latest) > 0 && latest[0].Position >= pos && latest[0].KeyID == domain.CheckpointKeyID(x.pub) {
+		// Nothing new to sign; sinks that failed the last time get it again.
+		return x.rewrite(ctx, latest[0]), nil
 	}
 	leaves := make([]domain.Hash, len(heads))
 	for i, h := range heads {
 		leaves[i] = h.Leaf()
 	}
 	c := domain.Checkpoint{Position: pos, At: domain.Normalize(x.clock.Now()), Users: len(heads), Root: domain.MerkleRoot(leaves)}.Sign(x.key)
+	if len(latest) > 0 && latest[0].Position >= pos {
+		// The key changed with nothing new to sign: the heads again,
+		// under the new key, one position on is not possible (positions
+		// are the store's), so the same position is re-signed in memory
+		// and written to the sinks; the store keeps the first.
+		x.log.WarnContext(ctx, "the newest checkpoint was signed by another key; the feed has not moved, so none is stored under this one yet",
+			"position", pos, "stored_key_id", latest[0].KeyID, "key_id", c.KeyID)
+	}
 	if err := x.store.SaveCheckpoint(ctx, c, heads); err != nil {
 		if errors.Is(err, domain.ErrConflict) { // another replica signed this position first
 			if cs, err2 := x.store.Checkpoints(ctx, pos+1, 1); err2 == nil && len(cs) == 1 && cs[0].Position == pos {
@@ -95,19 +109,69 @@ func (x *Evidence) Checkpoint(ctx context.Context) (Signed, error) {
 		return Signed{}, fmt.Errorf("checkpoint: %w", err)
 	}
 	out := Signed{Checkpoint: c, New: true, Written: []string{"store"}}
-	for _, s := range x.sinks {
-		if err := s.Put(ctx, c, heads); err != nil {
+	x.unwritten = map[string]bool{}
+	x.put(ctx, c, heads, x.sinks, &out)
+	x.newest = max(x.newest, c.Position)
+	x.log.InfoContext(ctx, "checkpoint signed", "position", c.Position, "users", c.Users, "root", c.Root.String(), "key_id", c.KeyID)
+	return out, nil
+}
+
+// known is the newest checkpoint position this process signed or found in
+// a sink that can be read back (ports.CheckpointSource), read from the
+// sinks once.
+func (x *Evidence) known(ctx context.Context) int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.primed {
+		x.primed = true
+		for _, s := range x.sinks {
+			if src, ok := s.(ports.CheckpointSource); ok {
+				if c, _, err := src.Latest(ctx); err == nil && c.Verify(x.pub) == nil {
+					x.newest = max(x.newest, c.Position)
+				}
+			}
+		}
+	}
+	return x.newest
+}
+
+// put writes c to sinks, recording in out and in x.unwritten which failed.
+func (x *Evidence) put(ctx context.Context, c domain.Checkpoint, leaves []domain.ChainHead, sinks []ports.CheckpointSink, out *Signed) {
+	for _, s := range sinks {
+		if err := s.Put(ctx, c, leaves); err != nil {
 			if out.Failed == nil {
 				out.Failed = map[string]string{}
 			}
 			out.Failed[s.Name()] = err.Error()
+			x.unwritten[s.Name()] = true
 			x.log.ErrorContext(ctx, "checkpoint sink failed", "sink", s.Name(), "position", c.Position, "err", err)
 			continue
 		}
+		delete(x.unwritten, s.Name())
 		out.Written = append(out.Written, s.Name())
 	}
-	x.log.InfoContext(ctx, "checkpoint signed", "position", c.Position, "users", c.Users, "root", c.Root.String(), "key_id", c.KeyID)
-	return out, nil
+}
+
+// rewrite writes the stored checkpoint c again to the sinks that failed
+// to take it (a sink down at the tick gets it at the next one).
+func (x *Evidence) rewrite(ctx context.Context, c domain.Checkpoint) Signed {
+	out := Signed{Checkpoint: c, Written: []string{}}
+	var again []ports.CheckpointSink
+	for _, s := range x.sinks {
+		if x.unwritten[s.Name()] {
+			again = append(again, s)
+		}
+	}
+	if len(again) == 0 {
+		return out
+	}
+	leaves, err := x.store.CheckpointLeaves(ctx, c.Position)
+	if err != nil {
+		x.log.ErrorContext(ctx, "checkpoint: rewriting to the sinks that failed", "position", c.Position, "err", err)
+		return out
+	}
+	x.put(ctx, c, leaves, again, &out)
+	return out
 }
 
 // Checkpoints lists the stored checkpoints below before (0: the newest),
@@ -151,6 +215,13 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 		if err != nil {
 			return domain.Result{}, fmt.Errorf("verify: %w", err)
 		}
+		// A checkpoint newer than the database's newest was signed (by
+		// this process, or found in a sink outside the database): the
+		// database lost it, which verifying against an older one would hide.
+		if newest := x.known(ctx); newest > 0 && (len(latest) == 0 || latest[0].Position < newest) {
+			return domain.Result{FirstBroken: &domain.Break{Position: newest, UserID: o.UserID, Reason: domain.BreakRewritten,
+				Detail: fmt.Sprintf("the checkpoint at %d, signed and kept outside the database, is gone from it: checkpoints were deleted", newest)}}, nil
+		}
 		if len(latest) > 0 {
 			cp = &latest[0]
 			if leaves, err = x.store.CheckpointLeaves(ctx, cp.Position); err != nil {
@@ -190,6 +261,12 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 	if page <= 0 {
 		page = 5000
 	}
+	// The walk goes to the end of the feed as each page finds it, not to
+	// the head read first: a record shows its event as it is now, and the
+	// change that made it so (a status change, an erasure committed while
+	// the walk ran) has a later position, which the walk must reach too.
+	// Positions follow commit order, so a short page is the end of
+	// everything the pages before it could have seen.
 	var checked, after int64
 	for {
 		rs, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: after, UserID: o.UserID, Limit: page})
@@ -197,9 +274,6 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 			return domain.Result{}, fmt.Errorf("verify: %w", err)
 		}
 		for _, r := range rs {
-			if r.Entry.Position > head { // committed after the walk began
-				break
-			}
 			v.Add(r)
 			checked++
 			after = r.Entry.Position
@@ -207,7 +281,7 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 		if o.Progress != nil {
 			o.Progress(checked, after)
 		}
-		if len(rs) < page || after >= head {
+		if len(rs) < page {
 			break
 		}
 	}
@@ -277,6 +351,10 @@ func cmpInt64(a, b int64) int {
 // ErrNotCheckpointed: the event is newer than the checkpoint asked for.
 var ErrNotCheckpointed = errors.New("no checkpoint covers this event yet")
 
+// ErrPrunedAfter: a proof cannot be made, retention having removed a
+// change of the user between the event and the checkpoint's head.
+var ErrPrunedAfter = errors.New("retention removed a later change of this user: its entry cannot be given")
+
 // ErrChainBroken: a proof cannot be made, the stored history no longer
 // verifying against the checkpoint.
 var ErrChainBroken = errors.New("the stored history does not verify against the checkpoint")
@@ -324,13 +402,16 @@ func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, 
 		after int64
 		last  domain.Hash
 	)
-	for after < head.Position {
+	done := false
+	for !done {
 		rs, err := x.store.ChainRecords(ctx, domain.ChangeFilter{After: after, UserID: ev.UserID, Limit: 5000})
 		if err != nil {
 			return domain.Proof{}, fmt.Errorf("proof: %w", err)
 		}
+		done = len(rs) < 5000
 		for _, r := range rs {
 			if r.Entry.Position > head.Position {
+				done = true
 				break
 			}
 			e := r.Entry
@@ -338,16 +419,19 @@ func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, 
 				e.Digest = r.Digest // as linked: an erasure keeps it
 			}
 			switch {
+			case found && r.Pruned:
+				// Retention removed a later change of the user: its entry
+				// cannot be given, only its link.
+				return domain.Proof{}, fmt.Errorf("proof of event %s: %w", id, ErrPrunedAfter)
 			case found:
 				pr.Following = append(pr.Following, e.Hash())
-			case e.Kind == domain.ChangeRecorded && e.EventID == id:
+			case e.Kind == domain.ChangeRecorded && e.EventID == id && !r.Gone:
+				// (A tombstone of an earlier event with the same id, since
+				// removed by retention, is Gone.)
 				pr.Entry, pr.Prev, found = e, last, true
 			}
 			last = r.Link
 			after = r.Entry.Position
-		}
-		if len(rs) < 5000 {
-			break
 		}
 	}
 	if !found {

@@ -122,6 +122,11 @@ func (s *Server) eventProof(w http.ResponseWriter, r *http.Request) {
 			"no checkpoint covers this event yet: ask again after the next one (GET /v1/checkpoints), or have an admin POST /v1/checkpoints"), http.StatusConflict)
 		return
 	}
+	if errors.Is(err, app.ErrPrunedAfter) {
+		s.writeProblem(w, r, newProblem(http.StatusConflict, slugNotProvable,
+			"retention removed a later change of this user, whose entry the proof would need; GET /v1/users/{id}/integrity still verifies the chain"), http.StatusConflict)
+		return
+	}
 	if errors.Is(err, app.ErrChainBroken) {
 		s.log.WarnContext(r.Context(), "proof refused: the history does not verify", "err", err)
 		s.writeProblem(w, r, newProblem(http.StatusConflict, slugChainBroken,

@@ -33,6 +33,7 @@ const (
 	slugIDConflict           = "id-conflict"            // 409: id or Idempotency-Key used with other content
 	slugNotCheckpointed      = "not-checkpointed"       // 409: no checkpoint covers the event yet
 	slugChainBroken          = "chain-broken"           // 409: the history does not verify; no proof
+	slugNotProvable          = "not-provable"           // 409: retention removed what a proof needs
 	slugTooLarge             = "body-too-large"         // 413
 	slugUnsupportedMediaType = "unsupported-media-type" // 415
 	slugValidation           = "validation"             // 422: a value breaks a rule
