@@ -103,6 +103,11 @@ func testChains(t *testing.T, s ports.Store) {
 	ctx := t.Context()
 	base := time.Now().UTC().Truncate(time.Second)
 	a := mustCreate(t, s, newEvent(t, 1, "login", base, base.Add(-time.Minute), `{"ip":"10.0.0.1","b":[1,2.50,"é"]}`), "alice")
+	// Go's zero time (0001-01-01 UTC) as an occurred_at: entries encode
+	// it as 0, as they do no time, in SQL as in Go.
+	y1 := newEvent(t, 4, "login", base.Add(-time.Millisecond), base, `{"k":"ünï"}`)
+	y1.OccurredAt = time.Time{}
+	mustCreate(t, s, y1, "alice")
 	var batch []domain.Event
 	for i := range 150 { // past any bulk-path threshold
 		batch = append(batch, newEvent(t, int64(1+i%3), fmt.Sprintf("act_%d", i%5), base.Add(time.Duration(i+1)*time.Microsecond), base, fmt.Sprintf(`{"i":%d}`, i)))

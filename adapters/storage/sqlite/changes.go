@@ -33,7 +33,7 @@ func changesSelect(hint, where string) string {
 	coalesce(e.status, '') AS status, coalesce(e.occurred_at, c.at) AS occurred_at, coalesce(e.recorded_at, c.at) AS recorded_at,
 	coalesce(e.updated_at, c.at) AS updated_at, coalesce(e.metadata, '{}') AS metadata
 FROM changes c ` + hint + ` LEFT JOIN events e ON e.id = c.event_id ` + where +
-		` AND (e.id IS NOT NULL OR c.kind = ` + strconv.Itoa(storage.KindErased) + `) ORDER BY c.position LIMIT ?`
+		` AND c.pruned = 0 AND (e.id IS NOT NULL OR c.kind = ` + strconv.Itoa(storage.KindErased) + `) ORDER BY c.position LIMIT ?`
 }
 
 // Changes implements ports.Changes. A change's event is gone only after

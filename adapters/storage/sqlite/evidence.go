@@ -251,9 +251,10 @@ func scanChainRecords(rows *sql.Rows) ([]domain.ChainRecord, error) {
 			return nil, fmt.Errorf("change %d: event id of %d bytes", pos, len(eventID))
 		}
 		copy(r.Entry.EventID[:], eventID)
-		if !present {
+		if !present || pruned {
 			// Only the change's own columns remain: the entry cannot say
-			// what the event was.
+			// what the event was. (A pruned change's id may have been
+			// given to a new event since: that one is not this one.)
 			r.Gone, r.Pruned = true, pruned
 			out = append(out, r)
 			continue

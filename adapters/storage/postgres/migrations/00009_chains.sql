@@ -49,19 +49,28 @@ CREATE TABLE checkpoints (
     leaves    bytea
 );
 
+-- A string: its length in UTF-8 bytes, then those bytes.
 -- +goose StatementBegin
 CREATE FUNCTION activityd_text(s text) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT int4send(octet_length(coalesce(s, ''))) || convert_to(coalesce(s, ''), 'UTF8')
+    SELECT int4send(length(convert_to(coalesce(s, ''), 'UTF8'))) || convert_to(coalesce(s, ''), 'UTF8')
 $$;
 -- +goose StatementEnd
 
--- Unix microseconds, exact on every version (no floating point); none: 0.
+-- Unix microseconds, exact on every version (no floating point); none (NULL,
+-- or Go's zero time, 0001-01-01 UTC, as domain/evidence.go encodes it): 0.
+-- +goose StatementBegin
+CREATE FUNCTION activityd_us(t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN t IS NULL OR t = '0001-01-01 00:00:00+00'::timestamptz THEN 0
+                ELSE extract(epoch FROM date_trunc('second', t))::bigint * 1000000 + extract(microseconds FROM t)::bigint % 1000000 END
+$$;
+-- +goose StatementEnd
+
 -- +goose StatementBegin
 CREATE FUNCTION activityd_micros(t timestamptz) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT int8send(coalesce(
-        extract(epoch FROM date_trunc('second', t))::bigint * 1000000 + extract(microseconds FROM t)::bigint % 1000000, 0))
+    SELECT int8send(activityd_us(t))
 $$;
 -- +goose StatementEnd
 
@@ -159,8 +168,7 @@ BEGIN
         d := CASE r.kind
             WHEN 1 THEN activityd_metadata_digest(r.md)
             WHEN 3 THEN activityd_erasure_digest(r.user_id,
-                coalesce(extract(epoch FROM (r.detail->>'from')::timestamptz)::numeric * 1000000, 0)::bigint,
-                coalesce(extract(epoch FROM (r.detail->>'to')::timestamptz)::numeric * 1000000, 0)::bigint,
+                activityd_us((r.detail->>'from')::timestamptz), activityd_us((r.detail->>'to')::timestamptz),
                 (r.detail->>'count')::bigint, r.detail->>'by')
         END;
         CONTINUE WHEN r.kind <> 3 AND r.action IS NULL; -- its event is gone: left unchained
@@ -180,6 +188,7 @@ DROP FUNCTION activityd_entry(bigint, text, bigint, uuid, text, text, timestampt
 DROP FUNCTION activityd_erasure_digest(bigint, bigint, bigint, bigint, text);
 DROP FUNCTION activityd_metadata_digest(text);
 DROP FUNCTION activityd_micros(timestamptz);
+DROP FUNCTION activityd_us(timestamptz);
 DROP FUNCTION activityd_text(text);
 DROP TABLE checkpoints;
 DROP TABLE pruned_before;
