@@ -67,7 +67,9 @@ type Break struct {
 
 // Verifier recomputes chains from records fed to it in position order
 // (every user's, or one user's), then checks them against a checkpoint.
-// It keeps a few dozen bytes per user, so a whole store streams through it.
+// It keeps a few dozen bytes per user (plus one entry per event whose
+// status or emptied metadata awaits the later change that explains it), so
+// a whole store streams through it.
 type Verifier struct {
 	cp       *Checkpoint
 	leaves   map[int64]ChainHead // the checkpoint's, by user

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -129,6 +131,29 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout, stderr io
 		}
 		vo.Checkpoint, vo.Leaves = &c, leaves
 	}
+	// verify signs nothing: it never makes a key or a directory. Without
+	// a key file here (an auditor's machine), --key is the one to trust.
+	if cfg.CheckpointKey == "" {
+		if _, err := os.Stat(cfg.CheckpointKeyFile); errors.Is(err, os.ErrNotExist) {
+			if vo.Key == nil {
+				return usageError{fmt.Errorf("no checkpoint key here (%s does not exist): give --key with the service's public key", cfg.CheckpointKeyFile)}
+			}
+			seed := make([]byte, ed25519.SeedSize)
+			if _, err := rand.Read(seed); err != nil {
+				return err
+			}
+			cfg.CheckpointKey = base64.StdEncoding.EncodeToString(seed) // signs nothing; never stored
+		}
+	}
+	var dirs []string
+	for _, s := range cfg.CheckpointSinks {
+		if dir, ok := strings.CutPrefix(s, "dir:"); ok {
+			if _, err := os.Stat(dir); err == nil {
+				dirs = append(dirs, s)
+			}
+		}
+	}
+	cfg.CheckpointSinks = dirs
 	p, err := startProcess(ctx, cfg, "activityd-verify", log, cliStoreNote("verify", stderr))
 	if err != nil {
 		return err

@@ -309,3 +309,52 @@ func TestCheckpointWebhookSink(t *testing.T) {
 		t.Errorf("an unknown subscription: exit %d, %s", code, stderr)
 	}
 }
+
+// TestVerifyMakesNothing: activityd verify on a machine without the
+// service's key file (an auditor's) makes no key and no directory; it
+// asks for --key, and with it verifies.
+func TestVerifyMakesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	signer := map[string]string{
+		"DATABASE_URL":        "sqlite:" + filepath.Join(dir, "a.db"),
+		"CHECKPOINT_KEY_FILE": filepath.Join(dir, "service", "checkpoint.key"),
+		"CHECKPOINT_SINKS":    "dir:" + filepath.Join(dir, "service", "cps"),
+	}
+	st, err := sqlite.Open(ctx, signer["DATABASE_URL"], storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := domain.Normalize(time.Now())
+	if _, _, err := st.Create(ctx, domain.Event{ID: domain.NewID(now), UserID: 9, Action: "login", Status: domain.StatusPending,
+		RecordedAt: now, OccurredAt: now, UpdatedAt: now, Metadata: []byte(`{}`)}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, _, stderr := runCLI(t, signer, "checkpoint"); code != 0 {
+		t.Fatalf("checkpoint: exit %d: %s", code, stderr)
+	}
+	key, _, err := checkpoint.LoadOrCreateKey(signer["CHECKPOINT_KEY_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
+
+	auditor := map[string]string{
+		"DATABASE_URL":        signer["DATABASE_URL"],
+		"CHECKPOINT_KEY_FILE": filepath.Join(dir, "auditor", "checkpoint.key"),
+		"CHECKPOINT_SINKS":    "dir:" + filepath.Join(dir, "auditor", "cps"),
+	}
+	if code, _, stderr := runCLI(t, auditor, "verify", "--progress=off"); code != 2 || !strings.Contains(stderr, "--key") {
+		t.Errorf("verify without a key: exit %d, %s", code, stderr)
+	}
+	if code, stdout, stderr := runCLI(t, auditor, "verify", "--progress=off", "--key", pub); code != 0 || !strings.Contains(stdout, `"ok": true`) {
+		t.Errorf("verify --key: exit %d, %s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "auditor")); !os.IsNotExist(err) {
+		t.Errorf("verify made %s: %v", filepath.Join(dir, "auditor"), err)
+	}
+}

@@ -73,6 +73,7 @@ func TestDashboardHonesty(t *testing.T) {
 	}
 	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/activity-counts/runs", admin, ""), 202)
 	binary.Want(t, binary.Call(t, "GET", p.Base+"/v1/activity-counts", admin, ""), 200)
+	binary.Want(t, binary.Call(t, "POST", p.Base+"/v1/checkpoints", admin, ""), 201) // activityd_checkpoint_age_seconds
 
 	// The count run computes in the background: wait (briefly) for its
 	// metrics before the final scrape.
