@@ -194,6 +194,12 @@ func (v *Verifier) Add(r ChainRecord) {
 			Detail: fmt.Sprintf("changes %d to %d are gone from the feed", v.lastPos+1, e.Position-1)})
 	}
 	v.lastPos = e.Position
+	if r.Pruned && r.Link == (Hash{}) {
+		// A tombstone never linked (its event was gone before chaining
+		// began): no chain went through it.
+		v.pruned++
+		return
+	}
 	st := v.users[e.UserID]
 	if st == nil {
 		st = &chainState{}

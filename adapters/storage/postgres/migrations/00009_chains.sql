@@ -182,6 +182,24 @@ END
 $$;
 -- +goose StatementEnd
 
+-- Retention before this version deleted a month's changes, leaving holes
+-- among the positions of the feed: each is filled with an unchained
+-- tombstone of no user (an event that retention removed), so verification
+-- does not read them as deleted changes.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    INSERT INTO changes (position, kind, event_id, event_recorded_at, user_id, at, status, updated_at)
+    SELECT g, 1, '00000000-0000-0000-0000-000000000000', '-infinity', 0, 'epoch', '', 'epoch'
+    FROM generate_series((SELECT coalesce(min(position), 1) FROM changes), (SELECT last FROM feed_head)) g
+    WHERE NOT EXISTS (SELECT 1 FROM changes c WHERE c.position = g);
+    IF FOUND THEN
+        INSERT INTO pruned_before (one, before) VALUES (1, '0001-01-01 00:00:00+00');
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
 DROP FUNCTION activityd_chain(bigint[], bigint[], bytea[]);
 DROP FUNCTION activityd_entry(bigint, text, bigint, uuid, text, text, timestamptz, timestamptz, timestamptz, bytea);

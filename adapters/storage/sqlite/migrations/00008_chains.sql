@@ -24,6 +24,8 @@ ALTER TABLE changes ADD COLUMN digest BLOB;
 ALTER TABLE changes ADD COLUMN link BLOB;
 ALTER TABLE changes ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX changes_event ON changes (event_id);
+-- Changes whose event is gone were left by retention before this version.
+UPDATE changes SET pruned = 1 WHERE kind <> 3 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = changes.event_id);
 
 CREATE TABLE chain_heads (
     user_id  INTEGER PRIMARY KEY,
