@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -337,38 +336,6 @@ func (s *Store) ChainHeads(ctx context.Context) (int64, []domain.ChainHead, erro
 	return pos, heads, nil
 }
 
-// leafSize is a stored leaf: user id, position and count big-endian, then
-// the link.
-const leafSize = 8 + 8 + 8 + len(domain.Hash{})
-
-func encodeLeaves(hs []domain.ChainHead) []byte {
-	b := make([]byte, 0, len(hs)*leafSize)
-	for _, h := range hs {
-		b = binary.BigEndian.AppendUint64(b, uint64(h.UserID))
-		b = binary.BigEndian.AppendUint64(b, uint64(h.Position))
-		b = binary.BigEndian.AppendUint64(b, uint64(h.Count))
-		b = append(b, h.Link[:]...)
-	}
-	return b
-}
-
-func decodeLeaves(b []byte) ([]domain.ChainHead, error) {
-	if len(b)%leafSize != 0 {
-		return nil, fmt.Errorf("leaves of %d bytes, not a multiple of %d", len(b), leafSize)
-	}
-	out := make([]domain.ChainHead, len(b)/leafSize)
-	for i := range out {
-		l := b[i*leafSize : (i+1)*leafSize]
-		out[i] = domain.ChainHead{
-			UserID:   int64(binary.BigEndian.Uint64(l[0:])),
-			Position: int64(binary.BigEndian.Uint64(l[8:])),
-			Count:    int64(binary.BigEndian.Uint64(l[16:])),
-		}
-		copy(out[i].Link[:], l[24:])
-	}
-	return out, nil
-}
-
 // SaveCheckpoint implements ports.Evidence in one write transaction, which
 // also drops the leaves of the checkpoints no longer among the newest
 // ports.KeptLeaves.
@@ -378,7 +345,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, c domain.Checkpoint, leaves 
 	err := s.writeTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (position, at, users, root, key_id, signature, leaves)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING`,
-			c.Position, micros(c.At), c.Users, c.Root[:], c.KeyID, nonNil(c.Signature), nonNil(encodeLeaves(leaves)))
+			c.Position, micros(c.At), c.Users, c.Root[:], c.KeyID, nonNil(c.Signature), nonNil(storage.EncodeLeaves(leaves)))
 		if err != nil {
 			return err
 		}
@@ -453,7 +420,7 @@ func (s *Store) CheckpointLeaves(ctx context.Context, position int64) ([]domain.
 	case !kept:
 		return nil, fmt.Errorf("%w: checkpoint %d no longer keeps its leaves", domain.ErrNotFound, position)
 	}
-	out, err := decodeLeaves(b)
+	out, err := storage.DecodeLeaves(b)
 	if err != nil {
 		return nil, mapErr(fmt.Sprintf("read the leaves of checkpoint %d", position), err)
 	}

@@ -717,21 +717,7 @@ func testMaintainRetention(t *testing.T, opts storage.Options) {
 		if changes != 2_502 || pruned != 2_201 {
 			t.Errorf("changes left = %d (%d pruned); want all 2502, the 2201 of the deleted events pruned", changes, pruned)
 		}
-		v := domain.NewVerifier(nil, nil, true)
-		for after := int64(0); ; {
-			rs, err := s.ChainRecords(ctx, domain.ChangeFilter{After: after, Limit: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rs {
-				v.Add(r)
-				after = r.Entry.Position
-			}
-			if len(rs) < 1000 {
-				break
-			}
-		}
-		if res := v.Finish(0); !res.OK || res.Checked != 2_502 || res.Pruned != 2_201 {
+		if res := verifyAll(t, s); !res.OK || res.Checked != 2_502 || res.Pruned != 2_201 {
 			t.Errorf("verification after retention: %+v, first broken %+v; want ok, 2201 pruned", res, res.FirstBroken)
 		}
 	}
@@ -751,21 +737,7 @@ func testMaintainRetention(t *testing.T, opts storage.Options) {
 		if err != nil || len(feed) != 1 || feed[0].Event.ID != again.ID {
 			t.Errorf("the feed after re-creating a removed id: %+v, %v; want the one new change", feed, err)
 		}
-		v := domain.NewVerifier(nil, nil, true)
-		for after := int64(0); ; {
-			rs, err := s.ChainRecords(ctx, domain.ChangeFilter{After: after, Limit: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rs {
-				v.Add(r)
-				after = r.Entry.Position
-			}
-			if len(rs) < 1000 {
-				break
-			}
-		}
-		if res := v.Finish(0); !res.OK || res.Pruned != 2_201 {
+		if res := verifyAll(t, s); !res.OK || res.Pruned != 2_201 {
 			t.Errorf("verification after re-creating a removed id: %+v, first broken %+v", res, res.FirstBroken)
 		}
 	}
@@ -780,6 +752,25 @@ func testMaintainRetention(t *testing.T, opts storage.Options) {
 	}
 	if n, err := s.Maintain(ctx, now, 30*24*time.Hour); err != nil || n != 0 {
 		t.Errorf("Maintain again = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// verifyAll walks every chain record of s through domain.Verifier.
+func verifyAll(t *testing.T, s *Store) domain.Result {
+	t.Helper()
+	v := domain.NewVerifier(nil, nil, true)
+	for after := int64(0); ; {
+		rs, err := s.ChainRecords(t.Context(), domain.ChangeFilter{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			v.Add(r)
+			after = r.Entry.Position
+		}
+		if len(rs) < 1000 {
+			return v.Finish(0)
+		}
 	}
 }
 

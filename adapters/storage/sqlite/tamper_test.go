@@ -131,5 +131,5 @@ func (tm tamperer) SetChainHead(ctx context.Context, h domain.ChainHead) error {
 
 func (tm tamperer) SetCheckpointLeaves(ctx context.Context, position int64, leaves []domain.ChainHead) error {
 	return tm.exec(ctx, stmt{1, `UPDATE checkpoints SET leaves = ? WHERE position = ?`,
-		[]any{encodeLeaves(leaves), position}})
+		[]any{storage.EncodeLeaves(leaves), position}})
 }
