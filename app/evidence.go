@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -83,23 +84,23 @@ func (x *Evidence) Checkpoint(ctx context.Context) (Signed, error) {
 	if err != nil {
 		return Signed{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	if len(latest) > 0 && latest[0].Position >= pos && latest[0].KeyID == domain.CheckpointKeyID(x.pub) {
-		// Nothing new to sign; sinks that failed the last time get it again.
-		return x.rewrite(ctx, latest[0]), nil
+	if len(latest) > 0 && latest[0].Position >= pos {
+		if latest[0].KeyID == domain.CheckpointKeyID(x.pub) {
+			// Nothing new to sign; sinks that failed the last time get it again.
+			return x.rewrite(ctx, latest[0]), nil
+		}
+		// The key changed and the feed has not moved: a checkpoint is
+		// stored once per position, so none is signed under this key
+		// until the next change (README).
+		x.log.WarnContext(ctx, "the newest checkpoint was signed by another key; the feed has not moved, so none is stored under this one yet",
+			"position", pos, "stored_key_id", latest[0].KeyID, "key_id", domain.CheckpointKeyID(x.pub))
+		return Signed{Checkpoint: latest[0], Written: []string{}}, nil
 	}
 	leaves := make([]domain.Hash, len(heads))
 	for i, h := range heads {
 		leaves[i] = h.Leaf()
 	}
 	c := domain.Checkpoint{Position: pos, At: domain.Normalize(x.clock.Now()), Users: len(heads), Root: domain.MerkleRoot(leaves)}.Sign(x.key)
-	if len(latest) > 0 && latest[0].Position >= pos {
-		// The key changed with nothing new to sign: the heads again,
-		// under the new key, one position on is not possible (positions
-		// are the store's), so the same position is re-signed in memory
-		// and written to the sinks; the store keeps the first.
-		x.log.WarnContext(ctx, "the newest checkpoint was signed by another key; the feed has not moved, so none is stored under this one yet",
-			"position", pos, "stored_key_id", latest[0].KeyID, "key_id", c.KeyID)
-	}
 	if err := x.store.SaveCheckpoint(ctx, c, heads); err != nil {
 		if errors.Is(err, domain.ErrConflict) { // another replica signed this position first
 			if cs, err2 := x.store.Checkpoints(ctx, pos+1, 1); err2 == nil && len(cs) == 1 && cs[0].Position == pos {
@@ -241,7 +242,7 @@ func (x *Evidence) Verify(ctx context.Context, o VerifyOptions) (domain.Result, 
 			return domain.Result{}, fmt.Errorf("verify: checkpoint %d: %w", cp.Position, ErrCheckpointLeaves)
 		}
 		if o.UserID != 0 {
-			i, ok := slices.BinarySearchFunc(leaves, o.UserID, func(h domain.ChainHead, u int64) int { return cmpInt64(h.UserID, u) })
+			i, ok := slices.BinarySearchFunc(leaves, o.UserID, func(h domain.ChainHead, u int64) int { return cmp.Compare(h.UserID, u) })
 			if ok {
 				leaves = leaves[i : i+1]
 			} else {
@@ -338,16 +339,6 @@ func (x *Evidence) feedHole(ctx context.Context, after, before int64, page int) 
 	return 0, false, nil
 }
 
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // ErrNotCheckpointed: the event is newer than the checkpoint asked for.
 var ErrNotCheckpointed = errors.New("no checkpoint covers this event yet")
 
@@ -391,7 +382,7 @@ func (x *Evidence) Proof(ctx context.Context, p domain.Principal, id domain.ID, 
 	if err != nil {
 		return domain.Proof{}, fmt.Errorf("proof: leaves of checkpoint %d: %w", cp.Position, err)
 	}
-	idx, ok := slices.BinarySearchFunc(leaves, ev.UserID, func(h domain.ChainHead, u int64) int { return cmpInt64(h.UserID, u) })
+	idx, ok := slices.BinarySearchFunc(leaves, ev.UserID, func(h domain.ChainHead, u int64) int { return cmp.Compare(h.UserID, u) })
 	if !ok {
 		return domain.Proof{}, fmt.Errorf("proof of event %s: %w", id, ErrNotCheckpointed)
 	}

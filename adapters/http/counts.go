@@ -132,26 +132,9 @@ func (s *Server) runCounts(w http.ResponseWriter, r *http.Request) {
 	}
 	// No body, or an empty JSON object: there is nothing to say.
 	if r.ContentLength != 0 {
-		body, done, err := s.readBody(w, r)
-		if err != nil && err != errEmptyBody {
+		if err := s.noBody(w, r); err != nil {
 			s.fail(w, r, err)
 			return
-		}
-		if err == nil {
-			defer done()
-			fe := &fieldErrors{}
-			if k := jsonKind(body); k != "an object" {
-				fe.add("(body)", codeWrongType, "must be an empty JSON object or absent, not %s", k)
-			} else {
-				ms, _ := members(body, "", fe)
-				for _, m := range ms {
-					fe.add(fieldName("", m.name), codeUnknownField, "is not a known field (this request takes none)")
-				}
-			}
-			if err := fe.err("the request body is not valid"); err != nil {
-				s.fail(w, r, err)
-				return
-			}
 		}
 	}
 	run, err := s.countUC.Trigger(r.Context(), principalFrom(r.Context()))

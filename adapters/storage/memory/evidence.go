@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 
@@ -100,18 +101,8 @@ func (s *Store) ChainHeads(ctx context.Context) (int64, []domain.ChainHead, erro
 	for _, h := range s.ev.heads {
 		out = append(out, h)
 	}
-	slices.SortFunc(out, func(a, b domain.ChainHead) int { return cmpInt(a.UserID, b.UserID) })
+	slices.SortFunc(out, func(a, b domain.ChainHead) int { return cmp.Compare(a.UserID, b.UserID) })
 	return int64(len(s.changes)), out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SaveCheckpoint implements ports.Evidence.
@@ -131,7 +122,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, c domain.Checkpoint, leaves 
 	}
 	c.Signature = slices.Clone(c.Signature)
 	s.ev.checkpoints = append(s.ev.checkpoints, checkpoint{c: c, leaves: slices.Clone(leaves)})
-	slices.SortFunc(s.ev.checkpoints, func(a, b checkpoint) int { return cmpInt(a.c.Position, b.c.Position) })
+	slices.SortFunc(s.ev.checkpoints, func(a, b checkpoint) int { return cmp.Compare(a.c.Position, b.c.Position) })
 	for i := range len(s.ev.checkpoints) - ports.KeptLeaves {
 		s.ev.checkpoints[i].leaves = nil
 	}
